@@ -1,0 +1,1 @@
+"""Model catalog, resolver, inference backends and per-family pre/post-processing."""
