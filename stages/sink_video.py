@@ -1,0 +1,132 @@
+"""`sink.video`: write `frame.view` (the annotated picture when a render ran) to a video file."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import numpy as np
+from pydantic import Field, field_validator
+
+from pipeline.errors import ConfigError
+from pipeline.frame import Frame, SourceInfo
+from pipeline.stage import Options, Stage, StageContext, register
+from stages.sink_paths import per_source_path
+
+DEFAULT_FPS = 25.0  # only when neither the options, the SourceInfo nor the run know the source's rate
+
+
+class VideoSinkOptions(Options):
+    """Options of `sink.video`."""
+
+    path: str = Field(
+        "annotated.mp4",
+        description="output file, relative to the run's output folder; with several sources and no "
+        "{source} in it, _<source> is added before the suffix (one file per source)",
+    )
+    fourcc: str | None = Field(
+        None, description="4-character codec code; default mp4v, or MJPG for .avi files"
+    )
+    fps: float | None = Field(
+        None, gt=0, description="frames per second written in the file; default: the source's own fps"
+    )
+
+    @field_validator("fourcc")
+    @classmethod
+    def _four_chars(cls, value: str | None) -> str | None:
+        if value is not None and len(value) != 4:
+            raise ValueError("must be exactly 4 characters, e.g. mp4v, MJPG, XVID")
+        return value
+
+
+@dataclass
+class _Output:
+    path: Path
+    writer: cv2.VideoWriter
+    size: tuple[int, int]  # (width, height)
+    frames: int = 0
+    resized: bool = False
+
+
+@register("sink.video")
+class VideoSink(Stage):
+    """Write every frame it gets to a video file per source (same frame count and fps as the input
+    on lossless links). The file is written in place and finalised by `end_stream`/`close`, so a
+    run stopped with Ctrl-C still leaves a playable file. Frames pass through unchanged."""
+
+    Options = VideoSinkOptions
+    stateful = True
+
+    def __init__(self, options: VideoSinkOptions, context: StageContext) -> None:
+        super().__init__(options, context)
+        self.options: VideoSinkOptions = options
+        self._infos: dict[str, SourceInfo] = {}
+        self._outputs: dict[str, _Output] = {}
+        self.written: list[Path] = []
+
+    def fourcc(self, path: Path) -> str:
+        """The codec used for `path`: the option, else MJPG for .avi and mp4v otherwise."""
+        if self.options.fourcc:
+            return self.options.fourcc
+        return "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+
+    def start_stream(self, info: SourceInfo) -> None:
+        self._infos[info.id] = info
+
+    def _open(self, source: str, image: np.ndarray) -> _Output:
+        info = self._infos.get(source) or self.context.sources.get(source)
+        several = len(self.context.sources) > 1
+        path = per_source_path(self.context, self.options.path, source, several)
+        if path in self.written or any(out.path == path for out in self._outputs.values()):
+            # A source the run did not announce: never let two sources share one file.
+            path = per_source_path(self.context, self.options.path, source, True)
+        fps = self.options.fps or (info.fps if info and info.fps > 0 else DEFAULT_FPS)
+        h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
+        fourcc = self.fourcc(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+        if not writer.isOpened():
+            raise ConfigError(
+                f"sink.video cannot open {path} with fourcc {fourcc!r} ({w}x{h} @ {fps:g} fps): "
+                "try fourcc mp4v for .mp4 or MJPG for .avi, and check the folder is writable"
+            )
+        self.log.info("writing %s (%s, %dx%d @ %g fps)", path, fourcc, w, h, fps)
+        return _Output(path, writer, (w, h))
+
+    def process(self, frame: Frame) -> Frame:
+        image = frame.view
+        out = self._outputs.get(frame.source)
+        if out is None:
+            out = self._outputs[frame.source] = self._open(frame.source, image)
+        if image.ndim == 2:
+            image = cv2.cvtColor(image, cv2.COLOR_GRAY2BGR)
+        if (image.shape[1], image.shape[0]) != out.size:
+            if not out.resized:
+                self.log.warning(
+                    "%s: frame size changed to %dx%d; resizing to %dx%d",
+                    frame.source, image.shape[1], image.shape[0], *out.size,
+                )
+                out.resized = True
+            image = cv2.resize(image, out.size, interpolation=cv2.INTER_AREA)
+        out.writer.write(np.ascontiguousarray(image))
+        out.frames += 1
+        return frame
+
+    def _finish(self, source: str) -> None:
+        out = self._outputs.pop(source, None)
+        if out is None:
+            return
+        out.writer.release()  # writes the mp4 index: the file is valid from here on
+        self.written.append(out.path)
+        files = self.context.report.setdefault("files", [])
+        files.append({"path": str(out.path), "frames": out.frames})
+        self.log.info("wrote %s (%d frames)", out.path, out.frames)
+
+    def end_stream(self, source: str) -> list[Frame]:
+        self._finish(source)
+        return []
+
+    def close(self) -> None:
+        for source in list(self._outputs):
+            self._finish(source)
