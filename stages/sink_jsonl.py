@@ -31,7 +31,7 @@ class JsonlSinkOptions(Options):
     flush_every: int = Field(1, ge=1, description="flush after this many lines (frames)")
     flush_interval_s: float = Field(1.0, gt=0, description="flush at least this often, in seconds of wall clock")
     include_empty: bool = Field(
-        True, description="write frames without detections or events too (one line per frame)"
+        True, description="write frames without detections, events or errors too (one line per frame)"
     )
 
 
@@ -54,6 +54,8 @@ class JsonlSink(Stage):
         self.lines = 0
 
     def setup(self) -> None:
+        if self._file is not None:  # set up again (a restart): keep appending, never truncate
+            return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
             self._file = open(self.path, "w", encoding="utf-8")  # closed in close()
@@ -63,7 +65,7 @@ class JsonlSink(Stage):
         self.log.info("writing %s", self.path)
 
     def process(self, frame: Frame) -> Frame:
-        if not self.options.include_empty and not len(frame.detections) and not frame.events:
+        if not self.options.include_empty and not (len(frame.detections) or frame.events or frame.errors):
             return frame
         if self._file is None:
             self.setup()

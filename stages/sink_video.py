@@ -81,7 +81,10 @@ class VideoSink(Stage):
         if path in self.written or any(out.path == path for out in self._outputs.values()):
             # A source the run did not announce: never let two sources share one file.
             path = per_source_path(self.context, self.options.path, source, True)
-        fps = self.options.fps or (info.fps if info and info.fps > 0 else DEFAULT_FPS)
+        fps = self.options.fps or (info.fps if info and info.fps > 0 else 0.0)
+        if not fps:
+            self.log.warning("%s: source fps unknown; writing at %g fps (set `fps` to choose)", source, DEFAULT_FPS)
+            fps = DEFAULT_FPS
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
         fourcc = self.fourcc(path)
         path.parent.mkdir(parents=True, exist_ok=True)
