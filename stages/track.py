@@ -1,0 +1,171 @@
+"""`track.iou`, `track.sort`, `track.bytetrack`: fill `track_id` of each frame's detections.
+
+Thin shells over the pure trackers of `stages.tracking`. One tracker per source (`frame.source`)
+inside one stage, so IDs are unique per source and never reused (not even when a source ends
+and starts again). Detections keep their rows, order and boxes (unless `smooth_boxes`); rows
+without a confirmed track keep track_id -1.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar, Literal
+
+import numpy as np
+from pydantic import Field, model_validator
+
+from pipeline.frame import Frame
+from pipeline.stage import Options, Stage, StageContext, register
+from stages.tracking import ByteTracker, IouTracker, SortTracker, Tracker
+
+
+class TrackOptions(Options):
+    """Options shared by every tracker. Times are in frames of the source."""
+
+    iou_threshold: float = Field(
+        0.3, ge=0, le=1, description="minimum IoU (0..1) of a track box and a detection to match"
+    )
+    max_age: int = Field(
+        30, ge=0, description="frames a confirmed track may go unmatched and still keep its ID"
+    )
+    min_hits: int = Field(3, ge=1, description="matched frames before a track is confirmed and gets an ID")
+    class_aware: bool = Field(
+        True, description="only match detections of the same class (a track never switches class)"
+    )
+    emit_tentative: bool = Field(False, description="give IDs to tracks before they are confirmed")
+
+
+class IouTrackOptions(TrackOptions):
+    """Options of `track.iou` (no motion model: fast, for high frame rates)."""
+
+    max_age: int = Field(
+        2, ge=0, description="frames a confirmed track may go unmatched (it keeps its last box)"
+    )
+    matcher: Literal["greedy", "hungarian"] = Field(
+        "greedy", description="greedy: best overlaps first (fastest); hungarian: best total overlap"
+    )
+
+
+class SortOptions(TrackOptions):
+    """Options of `track.sort` (Kalman constant-velocity prediction + Hungarian IoU matching)."""
+
+    smooth_boxes: bool = Field(False, description="replace tracked boxes by the Kalman estimate")
+
+
+class ByteTrackOptions(TrackOptions):
+    """Options of `track.bytetrack` (two-stage association: high-score then low-score boxes).
+
+    Give it the detector's low-score boxes too (detector threshold around `low_score`).
+    """
+
+    iou_threshold: float = Field(
+        0.2, ge=0, le=1, description="minimum IoU (0..1) to match in the first (high-score) stage"
+    )
+    min_hits: int = Field(2, ge=1, description="matched frames before a track is confirmed and gets an ID")
+    high_score: float = Field(
+        0.5, ge=0, le=1, description="detections >= this score (0..1) match first and may start tracks"
+    )
+    low_score: float = Field(
+        0.1, ge=0, le=1, description="detections in [low_score, high_score) only continue tracks"
+    )
+    new_track_score: float = Field(
+        0.6, ge=0, le=1, description="minimum score (0..1) of a detection that starts a track"
+    )
+    low_iou_threshold: float = Field(
+        0.5, ge=0, le=1, description="minimum IoU (0..1) to match in the low-score stage"
+    )
+    smooth_boxes: bool = Field(False, description="replace tracked boxes by the Kalman estimate")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> ByteTrackOptions:
+        if self.low_score > self.high_score:
+            raise ValueError(f"low_score ({self.low_score}) must be <= high_score ({self.high_score})")
+        return self
+
+
+class _TrackStage(Stage):
+    """Runs one pure tracker per source."""
+
+    stateful: ClassVar[bool] = True
+
+    def __init__(self, options: Options, context: StageContext) -> None:
+        super().__init__(options, context)
+        self._trackers: dict[str, Tracker] = {}
+
+    def make_tracker(self) -> Tracker:
+        raise NotImplementedError
+
+    def process(self, frame: Frame) -> Frame | None:
+        tracker = self._trackers.get(frame.source)
+        if tracker is None:
+            tracker = self._trackers[frame.source] = self.make_tracker()
+        dets = frame.detections
+        dets = dets.with_track_ids(tracker.update(dets.xyxy, dets.score, dets.class_id))
+        if getattr(self.options, "smooth_boxes", False):
+            dets = dets.replace(xyxy=tracker.smoothed.astype(np.float32))
+        self.context.report.setdefault("track_ids", {})[frame.source] = tracker.table.next_id - 1
+        return frame.with_detections(dets)
+
+    def end_stream(self, source: str) -> list[Frame]:
+        # Drop the tracks but keep the tracker: its ID counter must not start again at 1.
+        if source in self._trackers:
+            self._trackers[source].reset()
+        return []
+
+
+@register("track.iou")
+class IouTrackStage(_TrackStage):
+    """IoU tracker: matches each detection to the last box of a track (no motion model)."""
+
+    Options = IouTrackOptions
+
+    def make_tracker(self) -> Tracker:
+        o = self.options
+        assert isinstance(o, IouTrackOptions)
+        return IouTracker(
+            iou_threshold=o.iou_threshold,
+            max_age=o.max_age,
+            min_hits=o.min_hits,
+            matcher=o.matcher,
+            class_aware=o.class_aware,
+            emit_tentative=o.emit_tentative,
+        )
+
+
+@register("track.sort")
+class SortStage(_TrackStage):
+    """SORT: Kalman-predicted boxes matched to detections by optimal IoU assignment."""
+
+    Options = SortOptions
+
+    def make_tracker(self) -> Tracker:
+        o = self.options
+        assert isinstance(o, SortOptions)
+        return SortTracker(
+            iou_threshold=o.iou_threshold,
+            max_age=o.max_age,
+            min_hits=o.min_hits,
+            class_aware=o.class_aware,
+            emit_tentative=o.emit_tentative,
+        )
+
+
+@register("track.bytetrack")
+class ByteTrackStage(_TrackStage):
+    """ByteTrack: high-score detections first, then low-score ones to the remaining tracks."""
+
+    Options = ByteTrackOptions
+
+    def make_tracker(self) -> Tracker:
+        o = self.options
+        assert isinstance(o, ByteTrackOptions)
+        return ByteTracker(
+            high_score=o.high_score,
+            low_score=o.low_score,
+            new_track_score=o.new_track_score,
+            iou_threshold=o.iou_threshold,
+            low_iou_threshold=o.low_iou_threshold,
+            max_age=o.max_age,
+            min_hits=o.min_hits,
+            class_aware=o.class_aware,
+            emit_tentative=o.emit_tentative,
+        )

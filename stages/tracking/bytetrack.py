@@ -1,0 +1,77 @@
+"""ByteTrack: associate every detection box, low-score ones included.
+
+Zhang et al., "ByteTrack: Multi-Object Tracking by Associating Every Detection Box"
+(ECCV 2022). High-score detections are matched first to all tracks (lost ones included);
+the tracks still unmatched then take low-score detections (often occluded objects), which
+keeps identities through partial occlusion without letting weak boxes start new tracks.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from stages.tracking.assignment import Similarity, iou_matrix, match_hungarian
+from stages.tracking.sort import KalmanTracker
+
+
+class ByteTracker(KalmanTracker):
+    """Two-stage association on Kalman-predicted boxes.
+
+    high_score: detections with score >= this (0..1) take part in the first association.
+    low_score: detections with score in [low_score, high_score) only continue existing
+        tracks, in the second association; lower ones are ignored.
+    new_track_score: an unmatched high-score detection starts a track only if its score is
+        >= this (0..1).
+    iou_threshold: minimum IoU (0..1) for a match in the first association.
+    low_iou_threshold: minimum IoU (0..1) for a match in the second (low-score) association.
+    max_age: frames a confirmed track may go unmatched and still be continued.
+    min_hits: matched frames before a track is confirmed and gets an ID.
+    class_aware: only match detections of the track's class (a track never switches class).
+    emit_tentative: give IDs to tracks before they are confirmed.
+    similarity: (track boxes, detection boxes) -> matrix, higher is better.
+    """
+
+    def __init__(
+        self,
+        high_score: float = 0.5,
+        low_score: float = 0.1,
+        new_track_score: float = 0.6,
+        iou_threshold: float = 0.2,
+        low_iou_threshold: float = 0.5,
+        max_age: int = 30,
+        min_hits: int = 2,
+        class_aware: bool = True,
+        emit_tentative: bool = False,
+        similarity: Similarity = iou_matrix,
+    ) -> None:
+        self.high_score = high_score
+        self.low_score = low_score
+        self.new_track_score = new_track_score
+        self.low_iou_threshold = low_iou_threshold
+        super().__init__(
+            iou_threshold=iou_threshold,
+            max_age=max_age,
+            min_hits=min_hits,
+            class_aware=class_aware,
+            emit_tentative=emit_tentative,
+            similarity=similarity,
+        )
+
+    def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
+        table = self.table
+        # Which tracks were being followed up to the last frame (not lost, not new).
+        tracked = table.confirmed & (table.misses == 0)
+        _, predicted = self._predict()
+        sim = self._gated_similarity(predicted, xyxy, class_ids)
+        high = np.flatnonzero(scores >= self.high_score)
+        low = np.flatnonzero((scores >= self.low_score) & (scores < self.high_score))
+
+        t1, c1 = match_hungarian(sim[:, high], self.iou_threshold)
+        free = np.setdiff1d(np.flatnonzero(tracked), t1)
+        r2, c2 = match_hungarian(sim[np.ix_(free, low)], self.low_iou_threshold)
+        ti = np.concatenate([t1, free[r2]])
+        di = np.concatenate([high[c1], low[c2]])
+
+        unmatched_high = np.setdiff1d(high, di)
+        new = unmatched_high[scores[unmatched_high] >= self.new_track_score]
+        return self._correct_and_step(xyxy, class_ids, ti, di, new)
