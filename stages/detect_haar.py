@@ -160,7 +160,8 @@ class HaarDetector(Stage):
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         h, w = image.shape[:2]
         np.clip(xyxy, 0, [w, h, w, h], out=xyxy)
-        return xyxy
+        # OpenCV's parallel scan returns faces in thread-dependent order; sort so runs repeat exactly.
+        return xyxy[np.lexsort((xyxy[:, 1], xyxy[:, 0]))]
 
     def process(self, frame: Frame) -> Frame:
         boxes = self.detect(frame.image)

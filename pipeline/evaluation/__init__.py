@@ -1,0 +1,4 @@
+"""Offline evaluation of vigil outputs against ground truth (`vigil eval ...`).
+
+One module per task: `detection` (COCO-style AP).
+"""

@@ -1,0 +1,262 @@
+"""COCO-style detection AP (the pycocotools bbox protocol) over vigil `Detections`.
+
+Matches pycocotools `COCOeval` (iouType "bbox", area range "all", iscrowd=0): per image and
+class, detections sorted by score (stable) and cut to `max_dets` are greedily matched to the
+unmatched ground-truth box of highest IoU >= t; precision is made monotone and sampled at 101
+recall points. Classes are compared by label; a class with no ground truth does not count.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Hashable, Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from os import PathLike
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.geometry import box_iou, xywh_to_xyxy
+from pipeline.frame import Detections
+
+COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(np.linspace(0.5, 0.95, 10).tolist())  # pycocotools' values
+_RECALL_POINTS = np.linspace(0.0, 1.0, 101)
+
+
+@dataclass(frozen=True)
+class DetectionSet:
+    """Boxes per image: image key -> `Detections` (xyxy pixels; `label` names the class).
+
+    Keys are COCO image ids (`load_coco`) or (source, seq) (`load_jsonl`); ground truth and
+    predictions must use the same keys. The ground truth's keys define the evaluated images.
+    """
+
+    images: Mapping[Hashable, Detections] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def num_boxes(self) -> int:
+        return sum(len(d) for d in self.images.values())
+
+
+@dataclass(frozen=True)
+class ClassAP:
+    """AP of one class: mean over IoU thresholds (`ap`), at 0.5 and 0.75, and recall at max_dets."""
+
+    label: str
+    ap: float
+    ap50: float
+    ap75: float
+    recall: float
+    num_gt: int
+    num_pred: int
+
+
+@dataclass(frozen=True)
+class DetectionReport:
+    """COCO metrics: `map` = mAP@[.5:.95] (pycocotools stats[0]), `ap50`/`ap75` (stats[1], [2]),
+    `recall` = AR@max_dets (stats[8]); NaN when no class has ground truth (or the threshold is
+    not evaluated). `unmatched_labels`: predicted labels that never occur in the ground truth."""
+
+    map: float
+    ap50: float
+    ap75: float
+    recall: float
+    per_class: tuple[ClassAP, ...]
+    iou_thresholds: tuple[float, ...]
+    max_dets: int
+    num_images: int
+    num_gt: int
+    num_pred: int
+    unmatched_labels: tuple[str, ...] = ()
+
+    def to_dict(self) -> dict[str, Any]:
+        """Plain-JSON form (NaN -> None), per-class results keyed by label."""
+        out = asdict(self)
+        out["per_class"] = {
+            c.label: {k: v for k, v in asdict(c).items() if k != "label"} for c in self.per_class
+        }
+        return _nan_to_none(out)
+
+
+def _nan_to_none(value: Any) -> Any:
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    if isinstance(value, dict):
+        return {k: _nan_to_none(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_nan_to_none(v) for v in value]
+    return value
+
+
+def _match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
+    """Greedy COCO matching of score-sorted detections (rows of `ious`) -> matched (T, D) bool."""
+    n_det, n_gt = ious.shape
+    taken = np.zeros((len(thresholds), n_gt), bool)
+    matched = np.zeros((len(thresholds), n_det), bool)
+    limits = np.minimum(thresholds, 1 - 1e-10)[:, None]
+    rows = np.arange(len(thresholds))
+    for d in range(n_det if n_gt else 0):
+        candidates = np.where(~taken & (ious[d] >= limits), ious[d], -np.inf)[:, ::-1]
+        best = n_gt - 1 - candidates.argmax(axis=1)  # the last of equal IoUs wins, as in pycocotools
+        ok = np.isfinite(candidates.max(axis=1))
+        taken[rows[ok], best[ok]] = True
+        matched[:, d] = ok
+    return matched
+
+
+def _precision(scores: np.ndarray, matched: np.ndarray, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 101) interpolated precision and (T,) final recall of one class over all images."""
+    order = np.argsort(-scores, kind="mergesort")
+    tp = np.cumsum(matched[:, order], axis=1, dtype=np.float64)
+    fp = np.cumsum(~matched[:, order], axis=1, dtype=np.float64)
+    if tp.shape[1] == 0:
+        return np.zeros((len(matched), len(_RECALL_POINTS))), np.zeros(len(matched))
+    recall = tp / num_gt
+    precision = tp / (tp + fp + np.spacing(1))
+    precision = np.maximum.accumulate(precision[:, ::-1], axis=1)[:, ::-1]
+    sampled = np.zeros((len(matched), len(_RECALL_POINTS)))
+    for t in range(len(matched)):
+        idx = np.searchsorted(recall[t], _RECALL_POINTS, side="left")
+        valid = idx < tp.shape[1]
+        sampled[t, valid] = precision[t, idx[valid]]
+    return sampled, recall[:, -1]
+
+
+def _at(values: np.ndarray, thresholds: np.ndarray, iou: float) -> float:
+    hit = np.flatnonzero(np.isclose(thresholds, iou, atol=1e-9))
+    return float(values[hit[0]].mean()) if hit.size and values.size else math.nan
+
+
+def evaluate_detections(
+    gt: DetectionSet,
+    pred: DetectionSet,
+    iou_thresholds: Sequence[float] = COCO_IOU_THRESHOLDS,
+    max_dets: int = 100,
+) -> DetectionReport:
+    """COCO bbox AP of `pred` against `gt` (both `DetectionSet`; see the module docstring).
+
+    iou_thresholds: default 0.50:0.05:0.95 (pycocotools' exact values); max_dets: detections
+    kept per image and class, by score. Predictions on images absent from `gt` are ignored.
+    """
+    thresholds = np.asarray(iou_thresholds, np.float64)
+    keys = sorted(gt.images)  # pycocotools walks image ids in sorted order; ties depend on it
+    gt_labels = {str(x) for d in gt.images.values() for x in d.label}
+    pred_labels = {str(x) for k in keys for x in pred.images.get(k, Detections.empty()).label}
+    per_class, precisions, recalls = [], [], []
+    num_pred = 0
+    for label in sorted(gt_labels):
+        scores, matches, num_gt = [], [], 0
+        for key in keys:
+            g = gt.images[key]
+            g = g[g.label == label]
+            d = pred.images.get(key, Detections.empty())
+            d = d[d.label == label]
+            d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
+            num_gt += len(g)
+            scores.append(d.score)
+            matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
+        sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+        precisions.append(sampled)
+        recalls.append(recall)
+        n = sum(len(s) for s in scores)
+        num_pred += n
+        ap_t = sampled.mean(axis=1)
+        per_class.append(
+            ClassAP(
+                label,
+                float(ap_t.mean()),
+                _at(ap_t, thresholds, 0.5),
+                _at(ap_t, thresholds, 0.75),
+                float(recall.mean()),
+                num_gt,
+                n,
+            )
+        )
+    stacked = np.stack(precisions, axis=1) if precisions else np.zeros((len(thresholds), 0, 1))
+    return DetectionReport(
+        map=float(stacked.mean()) if stacked.size else math.nan,
+        ap50=_at(stacked.mean(axis=(1, 2)), thresholds, 0.5) if stacked.size else math.nan,
+        ap75=_at(stacked.mean(axis=(1, 2)), thresholds, 0.75) if stacked.size else math.nan,
+        recall=float(np.mean(recalls)) if recalls else math.nan,
+        per_class=tuple(per_class),
+        iou_thresholds=tuple(float(t) for t in thresholds),
+        max_dets=max_dets,
+        num_images=len(keys),
+        num_gt=gt.num_boxes,
+        num_pred=num_pred,
+        unmatched_labels=tuple(sorted(pred_labels - gt_labels)),
+    )
+
+
+def _group(records: Iterable[tuple[Hashable, dict[str, Any]]], keys: Iterable[Hashable]) -> DetectionSet:
+    """(image key, record) pairs -> DetectionSet; every key in `keys` gets an entry."""
+    grouped: dict[Hashable, list[dict[str, Any]]] = {k: [] for k in keys}
+    for key, record in records:
+        grouped.setdefault(key, []).append(record)
+    return DetectionSet({k: Detections.from_records(v) for k, v in grouped.items()})
+
+
+def load_coco(
+    gt_json: str | PathLike[str], pred_json: str | PathLike[str] | None = None
+) -> tuple[DetectionSet, DetectionSet]:
+    """Load a COCO ground-truth file (and optionally a COCO results file) as `DetectionSet`s.
+
+    gt_json: {"images": [{"id"}...], "annotations": [{"image_id", "category_id", "bbox": [x, y,
+    w, h], "iscrowd"}...], "categories": [{"id", "name"}...]}; every listed image is evaluated.
+    pred_json: a results list [{"image_id", "category_id", "bbox", "score"}...]. Keys are the image
+    ids; labels are the category names (ids without a name keep `str(id)`). Crowd annotations
+    (iscrowd=1) are not supported and raise ValueError. Without pred_json the second set is empty.
+    """
+    coco = json.loads(Path(gt_json).read_text(encoding="utf-8"))
+    names = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
+    if any(a.get("iscrowd", 0) for a in coco["annotations"]):
+        raise ValueError(f"{gt_json}: crowd annotations (iscrowd=1) are not supported")
+
+    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[Hashable, dict[str, Any]]]:
+        for a in anns:
+            box = xywh_to_xyxy(a["bbox"])[0].tolist()
+            cat = a["category_id"]
+            yield (
+                a["image_id"],
+                {
+                    "box": box,
+                    "score": a.get("score", 1.0),
+                    "class_id": cat,
+                    "label": names.get(cat, str(cat)),
+                },
+            )
+
+    image_ids = [im["id"] for im in coco["images"]]
+    gt = _group(records(coco["annotations"]), image_ids)
+    preds = json.loads(Path(pred_json).read_text(encoding="utf-8")) if pred_json is not None else []
+    return gt, _group(records(preds), ())
+
+
+def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
+    """Load vigil's JSONL results (`sink.jsonl`) as a `DetectionSet` keyed by (source, seq).
+
+    Each line: {"source", "seq", "pts", "detections": [{"box": [x1, y1, x2, y2], "score", "label",
+    "class_id", "track_id", "attributes"}...]}. Every line is an image (with no detections, an
+    empty one), so a hand-labelled JSONL works as ground truth. A detection without a label is
+    named `str(class_id)`. A repeated (source, seq) adds to that image.
+    """
+    pairs: list[tuple[Hashable, dict[str, Any]]] = []
+    keys: list[Hashable] = []
+    with open(path, encoding="utf-8") as lines:
+        for number, line in enumerate(lines, 1):
+            if not line.strip():
+                continue
+            try:
+                record = json.loads(line)
+                key = (str(record["source"]), int(record["seq"]))
+            except (ValueError, KeyError, TypeError) as exc:
+                raise ValueError(f"{path}:{number}: not a vigil frame record ({exc})") from exc
+            keys.append(key)
+            for det in record.get("detections", []):
+                pairs.append((key, {**det, "label": det.get("label") or str(det.get("class_id", 0))}))
+    return _group(pairs, keys)

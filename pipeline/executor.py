@@ -1,0 +1,124 @@
+"""Runs one stage instance on messages: timing, batching, error policy, stream hooks.
+
+Used the same way in a thread, a pool worker thread and a worker process, so a stage
+behaves identically whatever its placement.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from pipeline.errors import VigilError
+from pipeline.frame import Frame
+from pipeline.stage import Stage
+from pipeline.transport import LinkReceiver
+from pipeline.wire import Control, Envelope, Message, StreamEnd, StreamStart
+
+log = logging.getLogger("vigil.runner")
+
+
+@dataclass
+class ExecutorState:
+    failed: str | None = None  # set when on_error=stop tripped; frames then pass through untouched
+    errors: int = 0
+    ended: set[str] = field(default_factory=set)
+
+
+class StageExecutor:
+    """Apply a stage to messages and say what to send on."""
+
+    def __init__(self, stage: Stage, on_error: str = "skip", batch: int = 1,
+                 on_fatal: Callable[[str], None] | None = None, on_stop: Callable[[], None] | None = None) -> None:
+        self.stage, self.on_error, self.batch = stage, on_error, batch
+        self.on_fatal = on_fatal or (lambda msg: None)
+        self.on_stop = on_stop or (lambda: None)
+        self.state = ExecutorState()
+
+    @property
+    def sid(self) -> str:
+        return self.stage.id
+
+    def handle_frames(self, frames: list[Frame]) -> list[list[Message]]:
+        """Process frames (one batch); one output list per input frame."""
+        if self.state.failed:
+            return [[f.replace(errors=(*f.errors, self.sid))] for f in frames]
+        t0 = time.perf_counter()
+        try:
+            results = self.stage.process_batch(frames) if len(frames) > 1 else [self.stage.process(frames[0])]
+            if len(results) != len(frames):
+                raise RuntimeError(f"process_batch returned {len(results)} results for {len(frames)} frames")
+        except Exception as exc:  # one bad frame must not end a surveillance run
+            return [self._failed(f, exc) for f in frames]
+        per_frame = (time.perf_counter() - t0) / len(frames)
+        if getattr(self.stage, "stop_requested", False):  # e.g. q pressed in a display window
+            self.on_stop()
+        return [[] if r is None else [r.replace(timings={**r.timings, self.sid: per_frame})] for r in results]
+
+    def _failed(self, frame: Frame, exc: Exception) -> list[Message]:
+        self.state.errors += 1
+        detail = str(exc) if isinstance(exc, VigilError) else f"{type(exc).__name__}: {exc}"
+        log.error("stage %s failed on frame %s#%d: %s", self.sid, frame.source, frame.seq, detail,
+                  exc_info=not isinstance(exc, VigilError) and log.isEnabledFor(logging.DEBUG))
+        if self.on_error == "stop":
+            self.state.failed = f"stage {self.sid} failed on frame {frame.source}#{frame.seq}: {detail}"
+            self.on_fatal(self.state.failed)
+        return [frame.replace(errors=(*frame.errors, self.sid))]
+
+    def handle_control(self, msg: Message) -> list[Message]:
+        out: list[Message] = []
+        try:
+            if isinstance(msg, StreamStart):
+                self.stage.start_stream(msg.info)
+            elif isinstance(msg, StreamEnd):
+                self.state.ended.add(msg.source)
+                if not self.state.failed:
+                    out += self.stage.end_stream(msg.source)
+        except Exception as exc:
+            self.state.errors += 1
+            log.error("stage %s failed at stream %s of %s: %s", self.sid,
+                      "start" if isinstance(msg, StreamStart) else "end", getattr(msg, "source", "?"), exc)
+            if self.on_error == "stop":
+                self.state.failed = f"stage {self.sid} failed: {exc}"
+                self.on_fatal(self.state.failed)
+        return [*out, msg]
+
+
+Emit = Callable[[list[Message], int], None]
+
+
+def serve(executor: StageExecutor, receiver: LinkReceiver, emit: Emit, stop: threading.Event,
+          until_sources: set[str] | None = None) -> None:
+    """Receive, process, emit until a `stop` control, the end of every source in `until_sources`,
+    or the `stop` event (abort). Frames waiting together are batched up to `executor.batch`."""
+    pending: Envelope | None = None
+    while not stop.is_set():
+        env = pending or receiver.recv()
+        pending = None
+        if env is None:
+            continue
+        msg = env.message
+        if isinstance(msg, Control):
+            if msg.type == "stop":
+                return
+            continue
+        if not isinstance(msg, Frame):
+            emit(executor.handle_control(msg), env.ticket)
+            if until_sources is not None and until_sources <= executor.state.ended:
+                return
+            continue
+        batch = [env]
+        while len(batch) < executor.batch:
+            nxt = receiver.recv(timeout_ms=0)
+            if nxt is None:
+                break
+            if not isinstance(nxt.message, Frame):
+                pending = nxt
+                break
+            batch.append(nxt)
+        results = executor.handle_frames([e.message for e in batch])  # type: ignore[misc]
+        for e, out in zip(batch, results, strict=True):
+            emit(out, e.ticket)

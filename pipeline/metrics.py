@@ -1,0 +1,93 @@
+"""Per-stage counters and latency percentiles, and the run summary built from them."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections import deque
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+LATENCY_WINDOW = 20_000  # latest per-frame latencies kept for percentiles
+
+
+@dataclass
+class StageMetrics:
+    """Counters of one stage, updated by the thread that emits its results."""
+
+    stage_id: str
+    kind: str
+    placement: str = "thread"
+    workers: int = 1
+    frames_in: int = 0
+    frames_out: int = 0
+    errors: int = 0
+    restarts: int = 0
+    first_in: float | None = None
+    last_out: float | None = None
+    latencies: deque[float] = field(default_factory=lambda: deque(maxlen=LATENCY_WINDOW))
+    queue_depth_max: int = 0
+    queue_depth_sum: int = 0
+    queue_samples: int = 0
+    drops: int = 0
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def frame_in(self) -> None:
+        with self.lock:
+            self.frames_in += 1
+            if self.first_in is None:
+                self.first_in = time.monotonic()
+
+    def frame_out(self, latency_s: float | None) -> None:
+        with self.lock:
+            self.frames_out += 1
+            self.last_out = time.monotonic()
+            if latency_s is not None:
+                self.latencies.append(latency_s)
+
+    def error(self) -> None:
+        with self.lock:
+            self.errors += 1
+
+    def sample_queue(self, depth: int) -> None:
+        with self.lock:
+            self.queue_depth_max = max(self.queue_depth_max, depth)
+            self.queue_depth_sum += depth
+            self.queue_samples += 1
+
+    def to_dict(self) -> dict[str, Any]:
+        with self.lock:
+            lat = np.asarray(self.latencies, dtype=np.float64) * 1000
+            busy = (self.last_out - self.first_in) if self.first_in and self.last_out else 0.0
+            return {
+                "kind": self.kind,
+                "placement": self.placement,
+                "workers": self.workers,
+                "frames_in": self.frames_in,
+                "frames_out": self.frames_out,
+                "fps": round(self.frames_out / busy, 2) if busy > 0 else None,
+                "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
+                "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
+                "queue_depth_max": self.queue_depth_max,
+                "queue_depth_mean": round(self.queue_depth_sum / self.queue_samples, 2) if self.queue_samples else 0,
+                "drops": self.drops,
+                "errors": self.errors,
+                "restarts": self.restarts,
+            }
+
+
+def format_table(stages: dict[str, dict[str, Any]]) -> str:
+    """The human summary printed at the end of a run."""
+    head = f"{'stage':<16}{'kind':<20}{'in':>7}{'out':>7}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}{'queue':>7}{'drops':>7}{'errors':>7}"
+    rows = [head, "-" * len(head)]
+    for sid, m in stages.items():
+        def num(v: Any, fmt: str) -> str:
+            return format(v, fmt) if isinstance(v, (int, float)) else "-"
+        rows.append(
+            f"{sid[:15]:<16}{m['kind'][:19]:<20}{m['frames_in']:>7}{m['frames_out']:>7}{num(m['fps'], '9.1f')}"
+            f"{num(m['latency_ms_p50'], '9.2f')}{num(m['latency_ms_p99'], '9.2f')}{m['queue_depth_max']:>7}"
+            f"{m['drops']:>7}{m['errors']:>7}"
+        )
+    return "\n".join(rows)

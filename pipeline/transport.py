@@ -1,0 +1,180 @@
+"""ZeroMQ links between stages: PUSH/PULL, multipart, zero-copy.
+
+Two policies:
+- `lossless`: bounded queue (high-water marks), the sender blocks when it is full
+  (backpressure), every message arrives, in order.
+- `latest`: the sender never blocks (a full queue drops the frame), and the receiver drains
+  everything waiting and keeps only the newest frame *per source* (so one busy camera does
+  not starve the others). Drops are counted. Stream start/end messages are never dropped.
+
+PUB/SUB and CONFLATE would lose multipart parts, so `latest` is done here in the receiver.
+Each socket belongs to the thread that created it; every wait polls with a timeout so a stop
+request is noticed within `POLL_MS`.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import tempfile
+import threading
+from collections import OrderedDict, deque
+from dataclasses import dataclass, field
+from typing import Literal
+
+import zmq
+
+from pipeline.frame import Frame
+from pipeline.wire import Envelope, Message, StreamEnd, decode, encode
+
+Policy = Literal["lossless", "latest"]
+Transport = Literal["inproc", "ipc", "tcp"]
+POLL_MS = 100
+_counter = itertools.count()
+
+
+@dataclass
+class LinkStats:
+    """Counters of one link, shared by its sender(s) and receiver (read by the metrics)."""
+
+    name: str
+    sent: int = 0
+    received: int = 0
+    dropped: int = 0  # frames a `latest` link discarded (sender full + receiver replaced)
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
+
+    def add(self, attr: str, n: int = 1) -> None:
+        with self.lock:
+            setattr(self, attr, getattr(self, attr) + n)
+
+    @property
+    def depth(self) -> int:
+        """Messages sent and not yet taken by the receiver (approximate across threads)."""
+        return max(0, self.sent - self.received)
+
+
+class Stopped(Exception):
+    """A blocking send or receive gave up because the run is stopping."""
+
+
+def endpoint(transport: Transport, name: str, host: str = "127.0.0.1", run_dir: str | None = None) -> str:
+    """An address to bind. tcp gets a random port at bind time (see `LinkReceiver.address`)."""
+    unique = f"{name}-{os.getpid()}-{next(_counter)}"
+    if transport == "inproc":
+        return f"inproc://vigil-{unique}"
+    if transport == "ipc":
+        folder = run_dir or tempfile.mkdtemp(prefix="vigil-ipc-")
+        return f"ipc://{os.path.join(folder, unique)}.sock"
+    if transport == "tcp":
+        return f"tcp://{host}"
+    raise ValueError(f"unknown transport {transport!r}")
+
+
+def _attach(sock: zmq.Socket, address: str, bind: bool) -> str:
+    """Bind or connect; a bare tcp://HOST binds a random port. Returns the usable address."""
+    if not bind:
+        sock.connect(address)
+        return address
+    if address.startswith("tcp://") and address.count(":") == 1:
+        return f"{address}:{sock.bind_to_random_port(address)}"
+    sock.bind(address)
+    return address
+
+
+def context() -> zmq.Context:
+    """The process-wide ZeroMQ context (inproc links need one shared context)."""
+    return zmq.Context.instance()
+
+
+class LinkReceiver:
+    """The receiving end of a link. Binds; any number of senders connect to `address`."""
+
+    def __init__(self, address: str, policy: Policy = "lossless", capacity: int = 4,
+                 stats: LinkStats | None = None, ctx: zmq.Context | None = None, bind: bool = True) -> None:
+        self.policy = policy
+        self.stats = stats or LinkStats(address)
+        self.sock = (ctx or context()).socket(zmq.PULL)
+        self.sock.setsockopt(zmq.RCVHWM, capacity)
+        self.sock.setsockopt(zmq.LINGER, 0)
+        self.address = _attach(self.sock, address, bind)
+        self._ready: deque[Envelope] = deque()
+        self._newest: OrderedDict[str, Envelope] = OrderedDict()
+
+    def _take(self, timeout_ms: int) -> Envelope | None:
+        if not self.sock.poll(timeout_ms, zmq.POLLIN):
+            return None
+        env = decode(self.sock.recv_multipart(copy=False))
+        self.stats.add("received")
+        return env
+
+    def recv(self, timeout_ms: int = POLL_MS) -> Envelope | None:
+        """The next message, or None when nothing came within the timeout."""
+        if self.policy == "lossless":
+            return self._take(timeout_ms)
+        if not self._ready and not self._newest:
+            env = self._take(timeout_ms)
+            if env is None:
+                return None
+            self._keep(env)
+        while (env := self._take(0)) is not None:  # drain: keep only the newest per source
+            self._keep(env)
+        if self._ready:
+            return self._ready.popleft()
+        _, env = self._newest.popitem(last=False)
+        return env
+
+    def _keep(self, env: Envelope) -> None:
+        msg = env.message
+        if isinstance(msg, Frame):
+            if msg.source in self._newest:
+                self.stats.add("dropped")
+            self._newest[msg.source] = env
+            return
+        if isinstance(msg, StreamEnd) and msg.source in self._newest:
+            self._ready.append(self._newest.pop(msg.source))  # its last frame goes before its end
+        self._ready.append(env)
+
+    def close(self) -> None:
+        self.sock.close(linger=0)
+
+
+class LinkSender:
+    """The sending end of a link: connects to a receiver's address (or binds, for pool workers)."""
+
+    def __init__(self, address: str, policy: Policy = "lossless", capacity: int = 4,
+                 stats: LinkStats | None = None, ctx: zmq.Context | None = None, bind: bool = False) -> None:
+        self.policy = policy
+        self.stats = stats or LinkStats(address)
+        self.sock = (ctx or context()).socket(zmq.PUSH)
+        self.sock.setsockopt(zmq.SNDHWM, capacity)
+        self.sock.setsockopt(zmq.LINGER, 2000)
+        self.address = _attach(self.sock, address, bind)
+
+    def send(self, msg: Message, stop: threading.Event | None = None, ticket: int = -1, parts: int = 1,
+             timeout_s: float | None = None, origin: int = -1) -> bool:
+        """Send one message. Returns False when a `latest` link dropped the frame.
+
+        A lossless send waits while the link is full; it raises `Stopped` when `stop` is set
+        and `TimeoutError` after `timeout_s` (None: wait as long as the run lasts).
+        """
+        data = encode(msg, ticket, parts, origin)
+        droppable = self.policy == "latest" and isinstance(msg, Frame)
+        waited = 0.0
+        while True:
+            try:
+                self.sock.send_multipart(data, flags=zmq.NOBLOCK, copy=False)
+                self.stats.add("sent")
+                return True
+            except zmq.Again:
+                if droppable:
+                    self.stats.add("dropped")
+                    return False
+            if stop is not None and stop.is_set():
+                raise Stopped()
+            self.sock.poll(POLL_MS, zmq.POLLOUT)
+            waited += POLL_MS / 1000
+            if timeout_s is not None and waited >= timeout_s:
+                raise TimeoutError(f"link {self.stats.name}: receiver took nothing for {timeout_s:.0f}s")
+
+    def close(self, linger_ms: int = 2000) -> None:
+        self.sock.close(linger=linger_ms)

@@ -1,0 +1,326 @@
+"""Capture: turn a source (file, image folder/glob, webcam, RTSP/HTTP stream, synthetic) into frames.
+
+A reader yields decoded images with their media time; `capture_loop` adds `every: N`, resize,
+real-time pacing and the stream start/end markers, and hands frames to the first link.
+Cameras and streams reconnect with growing delays and log the gap; a file with unreadable
+frames skips them and says so; a source that cannot be opened at all is a `SourceError`.
+"""
+
+from __future__ import annotations
+
+import glob
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import parse_qs, urlparse
+
+import cv2
+import numpy as np
+
+from pipeline.config import SourceConfig
+from pipeline.errors import SourceError
+from pipeline.frame import Frame, SourceInfo
+from pipeline.wire import Message, StreamEnd, StreamStart
+
+log = logging.getLogger("vigil.capture")
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
+STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"}
+MAX_BAD_FRAMES = 25  # consecutive unreadable frames before a file counts as ended
+
+
+@dataclass
+class Captured:
+    image: np.ndarray | None  # None when the frame was skipped without decoding
+    pts: float
+    index: int
+
+
+class Reader:
+    """A source of decoded images. `read` returns None at the end of the stream."""
+
+    info: SourceInfo
+
+    def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
+        raise NotImplementedError
+
+    def close(self) -> None:
+        pass
+
+
+def classify_uri(uri: str | int) -> str:
+    """file | images | camera | stream | synthetic."""
+    if isinstance(uri, int) or (isinstance(uri, str) and uri.isdigit()):
+        return "camera"
+    scheme = urlparse(uri).scheme.lower()
+    if scheme == "synthetic":
+        return "synthetic"
+    if scheme in STREAM_SCHEMES:
+        return "stream"
+    if any(ch in uri for ch in "*?[") or Path(uri).is_dir() or Path(uri).suffix.lower() in IMAGE_SUFFIXES:
+        return "images"
+    return "file"
+
+
+def open_source(cfg: SourceConfig) -> Reader:
+    kind = classify_uri(cfg.uri)
+    if kind == "camera":
+        return LiveReader(cfg, int(cfg.uri), "camera")
+    if kind == "stream":
+        return LiveReader(cfg, str(cfg.uri), "stream")
+    if kind == "synthetic":
+        return SyntheticReader(cfg)
+    if kind == "images":
+        return ImageReader(cfg)
+    return FileReader(cfg)
+
+
+class FileReader(Reader):
+    """A video file, decoded to the end; unreadable frames in the middle are skipped and logged."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        path = Path(str(cfg.uri))
+        if not path.is_file():
+            raise SourceError(f"source {cfg.id!r}: no such file: {path}")
+        self.cfg, self.path = cfg, path
+        self.cap = cv2.VideoCapture(str(path))
+        if not self.cap.isOpened():
+            raise SourceError(f"source {cfg.id!r}: cannot open {path} as a video (corrupt, truncated or unsupported codec?)")
+        fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        ok, first = self.cap.read()
+        if not ok or first is None:
+            raise SourceError(f"source {cfg.id!r}: {path} has no decodable frames")
+        self._pending: np.ndarray | None = first
+        self.fps = fps if 0 < fps < 1000 else 25.0
+        self.index = 0
+        self._base_pts = 0.0
+        h, w = first.shape[:2]
+        self.info = SourceInfo(cfg.id, str(path), "file", self.fps, w, h, count or None, live=cfg.realtime)
+
+    def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return self._emit(image)
+        bad = 0
+        while bad < MAX_BAD_FRAMES:
+            if self.cap.grab():
+                image = self.cap.retrieve()[1] if decode else None
+                if not decode or image is not None:
+                    if bad:
+                        log.warning("source %s: skipped %d unreadable frame(s) after frame %d", self.cfg.id, bad, self.index)
+                    return self._emit(image)
+            bad += 1
+        if self.cfg.loop and self.index > 0:
+            self.cap.release()
+            self.cap = cv2.VideoCapture(str(self.path))
+            self._base_pts += self.index / self.fps
+            self.index = 0
+            return self.read(decode, stop)
+        total = self.info.frames
+        if total and self.index < total - 3:  # containers often over-announce by a frame or two
+            log.warning("source %s: %s ended after %d of %d announced frames (truncated?)", self.cfg.id, self.path, self.index, total)
+        return None
+
+    def _emit(self, image: np.ndarray | None) -> Captured:
+        self.index += 1
+        return Captured(image, self._base_pts + (self.index - 1) / self.fps, self.index - 1)
+
+    def close(self) -> None:
+        self.cap.release()
+
+
+class ImageReader(Reader):
+    """A folder of images or a glob, in name order; unreadable images are skipped and logged."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        uri = str(cfg.uri)
+        if Path(uri).is_dir():
+            files = sorted(p for p in Path(uri).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+        else:
+            files = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
+        if not files:
+            raise SourceError(f"source {cfg.id!r}: no images found at {uri} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+        self.cfg, self.files, self.pos = cfg, files, 0
+        first = None
+        for f in files:
+            first = cv2.imread(str(f))
+            if first is not None:
+                break
+        if first is None:
+            raise SourceError(f"source {cfg.id!r}: none of the {len(files)} images at {uri} could be read")
+        h, w = first.shape[:2]
+        self.fps = 25.0
+        self.info = SourceInfo(cfg.id, uri, "images", self.fps, w, h, len(files), live=cfg.realtime)
+
+    def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
+        while self.pos < len(self.files):
+            path, i = self.files[self.pos], self.pos
+            self.pos += 1
+            image = cv2.imread(str(path)) if decode else None
+            if decode and image is None:
+                log.warning("source %s: skipped unreadable image %s", self.cfg.id, path)
+                continue
+            return Captured(image, i / self.fps, i)
+        if self.cfg.loop:
+            self.pos = 0
+            return self.read(decode, stop)
+        return None
+
+
+class LiveReader(Reader):
+    """A webcam or network stream; reconnects with growing delays after a drop and logs the gap."""
+
+    def __init__(self, cfg: SourceConfig, target: str | int, kind: str) -> None:
+        self.cfg, self.target, self.kind = cfg, target, kind
+        self.cap = self._open()
+        if self.cap is None:
+            what = f"webcam {target}" if kind == "camera" else f"stream {_redact(str(target))}"
+            raise SourceError(f"source {cfg.id!r}: cannot open {what} (check the address/index and that it is reachable)")
+        ok, first = self.cap.read()
+        if not ok:
+            raise SourceError(f"source {cfg.id!r}: {kind} opened but sent no frame within {cfg.read_timeout_s:.0f}s")
+        self._pending: np.ndarray | None = first
+        fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
+        self.t0 = time.monotonic()
+        self.index = 0
+        h, w = first.shape[:2]
+        self.info = SourceInfo(cfg.id, _redact(str(target)), kind, fps if 0 < fps < 1000 else 25.0, w, h, None, live=True)
+
+    def _open(self) -> cv2.VideoCapture | None:
+        if self.kind == "camera":
+            cap = cv2.VideoCapture(int(self.target))
+        else:
+            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
+                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000)]
+            cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
+        if cap.isOpened():
+            return cap
+        cap.release()
+        return None
+
+    def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
+        if self._pending is not None:
+            image, self._pending = self._pending, None
+            return self._emit(image)
+        while True:
+            if self.cap is not None:
+                ok, image = self.cap.read()
+                if ok and image is not None:
+                    return self._emit(image)
+                self.cap.release()
+                self.cap = None
+            if not self._reconnect(stop):
+                return None
+
+    def _reconnect(self, stop: threading.Event | None) -> bool:
+        lost_at, delay, attempts = time.monotonic(), self.cfg.reconnect.initial_delay_s, 0
+        log.warning("source %s: %s dropped; reconnecting", self.cfg.id, self.kind)
+        while True:
+            if stop is not None and stop.wait(delay):
+                return False
+            if stop is None:
+                time.sleep(delay)
+            attempts += 1
+            self.cap = self._open()
+            if self.cap is not None:
+                log.warning("source %s: reconnected after %.1fs gap (%d attempt(s))", self.cfg.id, time.monotonic() - lost_at, attempts)
+                return True
+            limit = self.cfg.reconnect.max_attempts
+            if limit is not None and attempts >= limit:
+                log.error("source %s: giving up after %d reconnect attempts", self.cfg.id, attempts)
+                return False
+            delay = min(delay * 2, self.cfg.reconnect.max_delay_s)
+
+    def _emit(self, image: np.ndarray) -> Captured:
+        self.index += 1
+        return Captured(image, time.monotonic() - self.t0, self.index - 1)
+
+    def close(self) -> None:
+        if self.cap is not None:
+            self.cap.release()
+
+
+class SyntheticReader(Reader):
+    """`synthetic://640x480?frames=100&fps=25`: generated frames (benchmarks, tests, demos)."""
+
+    def __init__(self, cfg: SourceConfig) -> None:
+        url = urlparse(str(cfg.uri))
+        try:
+            w, h = (int(x) for x in (url.netloc or "640x480").lower().split("x"))
+        except ValueError:
+            raise SourceError(f"source {cfg.id!r}: synthetic size must look like synthetic://640x480, got {cfg.uri}") from None
+        q = {k: v[0] for k, v in parse_qs(url.query).items()}
+        self.frames = int(q.get("frames", 100))
+        self.fps = float(q.get("fps", 25))
+        rng = np.random.default_rng(0)
+        self.background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
+        self.cfg, self.index = cfg, 0
+        self.info = SourceInfo(cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime)
+
+    def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
+        if self.index >= self.frames:
+            if not self.cfg.loop:
+                return None
+            self.index = 0
+        i = self.index
+        self.index += 1
+        image = None
+        if decode:
+            image = self.background.copy()
+            h, w = image.shape[:2]
+            x = int((i * 7) % max(1, w - 60))
+            cv2.rectangle(image, (x, h // 3), (x + 60, h // 3 + 60), (255, 255, 255), -1)
+            cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
+        return Captured(image, i / self.fps, i)
+
+
+def _redact(uri: str) -> str:
+    """Hide a password in rtsp://user:pass@host URLs before logging."""
+    parsed = urlparse(uri)
+    if parsed.password:
+        return uri.replace(f":{parsed.password}@", ":***@")
+    return uri
+
+
+def capture_loop(reader: Reader, cfg: SourceConfig, send: Callable[[Message], bool],
+                 stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> str:
+    """Read until the end or `stop`, sending StreamStart, frames, StreamEnd. Returns the end reason."""
+    sleep = sleep or stop.wait
+    send(StreamStart(reader.info))
+    reason, seq, n, t0 = "eos", 0, 0, time.monotonic()
+    try:
+        while not stop.is_set():
+            keep = n % cfg.every == 0
+            n += 1
+            captured = reader.read(decode=keep, stop=stop)  # skipped frames are grabbed, not decoded
+            if captured is None:
+                break
+            if not keep:
+                continue
+            image = captured.image
+            assert image is not None
+            if cfg.resize is not None and (image.shape[1], image.shape[0]) != tuple(cfg.resize):
+                image = cv2.resize(image, tuple(cfg.resize), interpolation=cv2.INTER_AREA)
+            if cfg.realtime and reader.info.kind in ("file", "images", "synthetic"):
+                ahead = captured.pts - (time.monotonic() - t0)
+                if ahead > 0 and sleep(ahead):
+                    break
+            image.setflags(write=False)  # immutable from here on
+            send(Frame(cfg.id, seq, captured.pts, time.time(), image, index=captured.index))
+            seq += 1
+            if cfg.max_frames is not None and seq >= cfg.max_frames:
+                break
+        if stop.is_set():
+            reason = "stopped"
+    except Exception as exc:  # a reader failure ends this source, not the run
+        log.error("source %s: capture failed at frame %d: %s", cfg.id, seq, exc)
+        reason = "error"
+    finally:
+        reader.close()
+    send(StreamEnd(cfg.id, reason))
+    return reason
+
