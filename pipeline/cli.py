@@ -86,6 +86,8 @@ def _add_run_options(p: argparse.ArgumentParser) -> None:
                    help="replace the config's source (repeat for several cameras)")
     p.add_argument("--set", action="append", metavar="PATH=VALUE",
                    help="override a config value, e.g. stages.faces.with.min_neighbors=6")
+    # Also accepted after the verb (`vigil run CFG -q`); SUPPRESS keeps `vigil -q run CFG` working.
+    p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="same as vigil -q")
 
 
 def build_parser() -> argparse.ArgumentParser:
