@@ -29,6 +29,7 @@ ENTRY_POINT_GROUP = "vigil.stages"
 
 # Modules of stages/ that hold the built-in kinds; imported on first registry use.
 BUILTIN_MODULES = (
+    "stages.debug",
     "stages.detect_haar",
     "stages.filters",
     "stages.render",

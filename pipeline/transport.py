@@ -87,7 +87,12 @@ def context() -> zmq.Context:
 
 
 class LinkReceiver:
-    """The receiving end of a link. Binds; any number of senders connect to `address`."""
+    """The receiving end of a link. Binds; any number of senders connect to `address`.
+
+    With the `latest` policy a drain thread owns the socket and keeps only the newest frame
+    of each source, so a slow stage always gets the freshest frame and the senders never
+    find the queue full of stale ones.
+    """
 
     def __init__(self, address: str, policy: Policy = "lossless", capacity: int = 4,
                  stats: LinkStats | None = None, ctx: zmq.Context | None = None, bind: bool = True) -> None:
@@ -99,6 +104,12 @@ class LinkReceiver:
         self.address = _attach(self.sock, address, bind)
         self._ready: deque[Envelope] = deque()
         self._newest: OrderedDict[str, Envelope] = OrderedDict()
+        self._cond = threading.Condition()
+        self._closing = False
+        self._drainer: threading.Thread | None = None
+        if policy == "latest":
+            self._drainer = threading.Thread(target=self._drain, name=f"latest-{self.stats.name}", daemon=True)
+            self._drainer.start()
 
     def _take(self, timeout_ms: int) -> Envelope | None:
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
@@ -109,19 +120,26 @@ class LinkReceiver:
 
     def recv(self, timeout_ms: int = POLL_MS) -> Envelope | None:
         """The next message, or None when nothing came within the timeout."""
-        if self.policy == "lossless":
+        if self._drainer is None:
             return self._take(timeout_ms)
-        if not self._ready and not self._newest:
-            env = self._take(timeout_ms)
+        with self._cond:
+            if not self._ready and not self._newest:
+                self._cond.wait(timeout_ms / 1000)
+            if self._ready:
+                return self._ready.popleft()
+            if self._newest:
+                return self._newest.popitem(last=False)[1]  # oldest-waiting source first: fair
+            return None
+
+    def _drain(self) -> None:
+        while not self._closing:
+            env = self._take(POLL_MS)
             if env is None:
-                return None
-            self._keep(env)
-        while (env := self._take(0)) is not None:  # drain: keep only the newest per source
-            self._keep(env)
-        if self._ready:
-            return self._ready.popleft()
-        _, env = self._newest.popitem(last=False)
-        return env
+                continue
+            with self._cond:
+                self._keep(env)
+                self._cond.notify()
+        self.sock.close(linger=0)
 
     def _keep(self, env: Envelope) -> None:
         msg = env.message
@@ -135,7 +153,11 @@ class LinkReceiver:
         self._ready.append(env)
 
     def close(self) -> None:
-        self.sock.close(linger=0)
+        if self._drainer is not None:
+            self._closing = True
+            self._drainer.join(timeout=2)
+        else:
+            self.sock.close(linger=0)
 
 
 class LinkSender:

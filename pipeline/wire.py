@@ -95,7 +95,9 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
 
 def _view(buf: Any, meta: list[Any]) -> np.ndarray:
     dtype, shape = meta
-    return np.frombuffer(memoryview(buf), dtype=np.dtype(dtype)).reshape(shape)
+    arr = np.frombuffer(memoryview(buf), dtype=np.dtype(dtype)).reshape(shape)
+    arr.flags.writeable = False  # the buffer may be the sender's memory (inproc zero-copy)
+    return arr
 
 
 def decode(parts: list[Any]) -> Envelope:

@@ -1,0 +1,141 @@
+"""Links: lossless order under backpressure on every transport, latest-frame semantics, wire format."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+
+from pipeline.frame import Detections, Event, Frame, SourceInfo
+from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Stopped, endpoint
+from pipeline.wire import Control, StreamEnd, StreamStart, decode, encode
+
+
+def _frame(seq: int, source: str = "cam", size: tuple[int, int] = (64, 48)) -> Frame:
+    image = np.full((size[1], size[0], 3), seq % 256, np.uint8)
+    return Frame(source, seq, seq / 25, time.time(), image)
+
+
+def _pair(transport: str, policy: str, capacity: int, tmp_path):
+    stats = LinkStats("t")
+    rx = LinkReceiver(endpoint(transport, "t", run_dir=str(tmp_path)), policy, capacity, stats)
+    tx = LinkSender(rx.address, policy, capacity, stats)
+    return tx, rx, stats
+
+
+@pytest.mark.parametrize("transport", ["inproc", "ipc", "tcp"])
+def test_lossless_delivers_every_frame_in_order_to_a_slow_consumer(transport, tmp_path):
+    tx, rx, stats = _pair(transport, "lossless", 2, tmp_path)
+    n, got, stop = 60, [], threading.Event()
+
+    def consume():
+        while len(got) < n:
+            env = rx.recv(1000)
+            if env is not None:
+                got.append(env.message.seq)
+                time.sleep(0.005)  # slower than the producer: the producer must wait, not drop
+
+    t = threading.Thread(target=consume)
+    t.start()
+    max_depth = 0
+    for i in range(n):
+        assert tx.send(_frame(i), stop)
+        max_depth = max(max_depth, stats.depth)
+    t.join(10)
+    assert got == list(range(n))
+    assert stats.dropped == 0
+    if transport == "inproc":  # bounded by the high-water marks (ipc/tcp add kernel socket buffers)
+        assert max_depth <= 2 * 2 + 1
+    tx.close(0)
+    rx.close()
+
+
+def test_lossless_sender_blocks_when_full_and_stops_on_request(tmp_path):
+    tx, rx, _ = _pair("inproc", "lossless", 1, tmp_path)
+    stop = threading.Event()
+    sent = 0
+    threading.Timer(0.5, stop.set).start()
+    with pytest.raises(Stopped):
+        for i in range(100):
+            tx.send(_frame(i), stop)
+            sent += 1
+    assert 1 <= sent <= 4  # nothing was taken: only the high-water marks' worth went out
+    tx.close(0)
+    rx.close()
+
+
+def test_latest_keeps_only_the_newest_frame_and_counts_drops(tmp_path):
+    tx, rx, stats = _pair("inproc", "latest", 4, tmp_path)
+    for i in range(50):  # a 500 fps camera and a stage busy for the whole burst
+        tx.send(_frame(i))
+        time.sleep(0.002)
+    time.sleep(0.05)
+    env = rx.recv(500)
+    assert env is not None and env.message.seq == 49
+    assert rx.recv(50) is None
+    assert stats.dropped == 49  # sender-side (queue full) plus receiver-side (replaced)
+    tx.close(0)
+    rx.close()
+
+
+def test_latest_is_fair_between_sources_and_never_drops_stream_markers(tmp_path):
+    tx, rx, stats = _pair("inproc", "latest", 64, tmp_path)
+    info = SourceInfo("a", "x", "camera", 25, 64, 48, live=True)
+    tx.send(StreamStart(info))
+    for i in range(10):
+        tx.send(_frame(i, "a"))
+        tx.send(_frame(100 + i, "b"))
+        time.sleep(0.002)
+    tx.send(StreamEnd("a"))
+    time.sleep(0.05)
+    got = []
+    while (env := rx.recv(50)) is not None:
+        got.append(env.message)
+    kinds = [type(m).__name__ if not isinstance(m, Frame) else f"{m.source}{m.seq}" for m in got]
+    assert kinds[0] == "StreamStart"
+    assert "a9" in kinds and "b109" in kinds  # newest of each source, neither starved
+    assert kinds.index("a9") < kinds.index("StreamEnd")  # a's last frame goes before its end
+    assert len([k for k in kinds if k[0] in "ab" and k[1:].isdigit()]) == 2
+    assert stats.dropped == 18
+    tx.close(0)
+    rx.close()
+
+
+def test_wire_round_trip_keeps_everything_and_gives_read_only_images():
+    det = Detections.create([[1, 2, 30, 40], [5, 6, 7, 8]], [0.9, 0.4], [0, 2], ["face", "person"], [7, -1],
+                            {"age": [31.5, 12.0], "emotion": ["happy", None], "probs": [{"happy": 0.9}, {}]})
+    frame = Frame("door", 12, 0.48, 1700000000.5, np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3),
+                  det, (Event("line_cross", "count", 7, {"direction": "in"}),), index=36,
+                  annotated=np.zeros((48, 64, 3), np.uint8), timings={"faces": 0.01}, errors=("x",))
+    env = decode(encode(frame, ticket=5, parts=2, origin=3))
+    out = env.message
+    assert (env.ticket, env.parts, env.origin) == (5, 2, 3)
+    assert (out.source, out.seq, out.pts, out.wall, out.index) == ("door", 12, 0.48, 1700000000.5, 36)
+    assert np.array_equal(out.image, frame.image) and not out.image.flags.writeable
+    assert np.array_equal(out.annotated, frame.annotated)
+    assert out.detections.to_records() == det.to_records()
+    assert out.events == frame.events and out.timings == {"faces": 0.01} and out.errors == ("x",)
+    with pytest.raises(ValueError):
+        out.image[0, 0, 0] = 1  # frames are immutable once sent
+    for msg in (StreamStart(SourceInfo("a", "u", "file", 25.0, 10, 20, 100)), StreamEnd("a", "stopped"),
+                Control("ready", {"wid": 2})):
+        assert decode(encode(msg)).message == msg
+
+
+def test_inproc_images_arrive_without_a_copy(tmp_path):
+    tx, rx, _ = _pair("inproc", "lossless", 2, tmp_path)
+    frame = _frame(1, size=(1920, 1080))
+    tx.send(frame)
+    out = rx.recv(1000).message
+    # zero-copy: the receiver's array is a view on the sender's memory
+    assert out.image.__array_interface__["data"][0] == frame.image.__array_interface__["data"][0]
+    tx.close(0)
+    rx.close()
+
+
+def test_tcp_links_bind_loopback_by_default():
+    rx = LinkReceiver(endpoint("tcp", "t"), "lossless", 2)
+    assert rx.address.startswith("tcp://127.0.0.1:")
+    rx.close()
