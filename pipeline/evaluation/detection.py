@@ -82,6 +82,21 @@ class DetectionReport:
         }
         return _nan_to_none(out)
 
+    def format(self) -> str:
+        """A short text table for the terminal."""
+        lines = [
+            f"mAP@[.5:.95] {self.map:.4f}  AP50 {self.ap50:.4f}  AP75 {self.ap75:.4f}  AR@{self.max_dets} "
+            f"{self.recall:.4f}  ({self.num_images} images, {self.num_gt} gt, {self.num_pred} predictions)",
+            f"{'label':<20} {'AP':>7} {'AP50':>7} {'AP75':>7} {'recall':>7} {'gt':>6} {'pred':>6}",
+        ]
+        for c in self.per_class:
+            lines.append(
+                f"{c.label:<20} {c.ap:7.4f} {c.ap50:7.4f} {c.ap75:7.4f} {c.recall:7.4f} {c.num_gt:6d} {c.num_pred:6d}"
+            )
+        if self.unmatched_labels:
+            lines.append("predicted labels absent from the ground truth: " + ", ".join(self.unmatched_labels))
+        return "\n".join(lines)
+
 
 def _nan_to_none(value: Any) -> Any:
     if isinstance(value, float):
@@ -260,3 +275,18 @@ def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
             for det in record.get("detections", []):
                 pairs.append((key, {**det, "label": det.get("label") or str(det.get("class_id", 0))}))
     return _group(pairs, keys)
+
+
+def evaluate_paths(
+    gt_path: str | PathLike[str], pred_path: str | PathLike[str], **options: Any
+) -> DetectionReport:
+    """`vigil eval detect`: load both files by suffix and run `evaluate_detections(**options)`.
+
+    `.jsonl` is vigil JSONL (`load_jsonl`), anything else COCO JSON (`load_coco`: ground truth,
+    then a results list). Both files must be of the same kind, since their image keys differ.
+    """
+    jsonl = [Path(p).suffix.lower() == ".jsonl" for p in (gt_path, pred_path)]
+    if jsonl[0] != jsonl[1]:
+        raise ValueError("ground truth and predictions must both be vigil JSONL or both COCO JSON")
+    gt, pred = (load_jsonl(gt_path), load_jsonl(pred_path)) if jsonl[0] else load_coco(gt_path, pred_path)
+    return evaluate_detections(gt, pred, **options)
