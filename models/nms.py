@@ -76,7 +76,7 @@ def weighted_nms(
         cluster = box_iou(boxes[best], boxes[remaining])[0] > iou_threshold
         cluster[0] = True  # a zero-area box has IoU 0 with itself but still stands for itself
         members = remaining[cluster]
-        weights = score[members] / score[members].sum() if score[members].sum() > 0 else None
+        weights = score[members] if score[members].sum() > 0 else None  # np.average normalises
         out_boxes.append(np.average(boxes[members], axis=0, weights=weights))
         out_scores.append(score[best])
         if rows is not None:
