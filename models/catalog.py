@@ -26,6 +26,11 @@ Task = Literal["face_detection", "object_detection", "person_detection", "emotio
 FormatKind = Literal[
     "onnx", "openvino_ir", "tflite", "savedmodel", "frozen_graph", "keras", "keras_weights", "caffe", "darknet"
 ]
+# File name suffix -> format kind (a SavedModel is a folder holding saved_model.pb).
+MODEL_SUFFIXES: dict[str, str] = {
+    ".onnx": "onnx", ".xml": "openvino_ir", ".tflite": "tflite", ".pb": "frozen_graph", ".keras": "keras",
+    ".h5": "keras", ".hdf5": "keras", ".caffemodel": "caffe", ".weights": "darknet",
+}
 # Which backends can read each kind of file (user files get these; catalog formats list their own).
 KIND_BACKENDS: dict[str, tuple[str, ...]] = {
     "onnx": ("openvino", "opencv"),

@@ -15,6 +15,7 @@ from pathlib import Path
 
 from models.catalog import (
     KIND_BACKENDS,
+    MODEL_SUFFIXES,
     Catalog,
     InputSpec,
     Labels,
@@ -27,17 +28,6 @@ from models.catalog import (
 from models.integrity import DigestCache, file_matches, vigil_cache_dir
 from pipeline.errors import ModelError
 
-MODEL_SUFFIXES = {
-    ".onnx": "onnx",
-    ".xml": "openvino_ir",
-    ".tflite": "tflite",
-    ".pb": "frozen_graph",
-    ".keras": "keras",
-    ".h5": "keras",
-    ".hdf5": "keras",
-    ".caffemodel": "caffe",
-    ".weights": "darknet",
-}
 # A user's own YOLO file: the Ultralytics/YOLOv5+ convention (RGB, /255, centred letterbox).
 USER_YOLO_INPUT = InputSpec(colour="RGB", std=255.0, resize="letterbox_center", pad_value=114)
 
