@@ -58,18 +58,20 @@ def _read(core: ov.Core, path: Path) -> ov.Model:
 
 
 def _reshape(model: ov.Model, input_shape: Sequence[int] | None, batch: int | None) -> None:
-    """Fix dynamic dimensions (faster on CPU) and/or set the batch size, when the graph allows."""
-    if input_shape is None and batch is None:
-        return
-    shapes = {}
+    """Fill dynamic non-batch dims from `input_shape` (static shapes run faster on CPU) and/or
+    set the batch size, when the graph allows; static dims of the model are kept."""
+    shapes, changed = {}, False
     for port in model.inputs:
-        ps = port.get_partial_shape()
-        dims = list(input_shape) if input_shape is not None and len(input_shape) == len(ps) else [
-            -1 if d.is_dynamic else d.get_length() for d in ps
-        ]
-        if batch is not None and dims:
-            dims[0] = batch
-        shapes[port.get_any_name()] = ov.PartialShape(dims)
+        dims = [-1 if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
+        new = list(dims)
+        if input_shape is not None and len(input_shape) == len(dims):
+            new = [dims[0]] + [int(h) if d == -1 else d for d, h in zip(dims[1:], input_shape[1:], strict=True)]
+        if batch is not None and new:
+            new[0] = batch
+        changed |= new != dims
+        shapes[port.get_any_name()] = ov.PartialShape(new)
+    if not changed:
+        return
     try:
         model.reshape(shapes)
     except RuntimeError as exc:

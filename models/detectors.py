@@ -1,0 +1,173 @@
+"""Detector glue: a catalog model (or a user's YOLO file) on a backend -> `Detections`.
+
+`build_detector("yolox-nano", backend="auto")` resolves the files, picks the runtime, and
+returns a `Detector` whose `detect(image_bgr)` gives boxes in the ORIGINAL image's pixels,
+scores, the model's own class ids and their labels (face landmarks as the "landmarks"
+attribute, (N, K, 2) pixels). `detect_many(images)` runs a list through the backend's
+async/batched path. The family wrappers (object_detectors, face_detectors) own the
+pre/post-processing; no runtime is imported here.
+
+Class ids are the model's own (YOLOX/SSD COCO: 0 = person; TF OD API and OMZ graphs:
+1 = person); compare `label`s across models, not ids.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from models.backends import Backend
+from models.catalog import InputSpec
+from models.labels import label_for
+from models.loader import Choice, LoadedModel, ModelRunInfo, choose, open_backend
+from models.preprocessing import InputTransform, prepare_image
+from pipeline.errors import ModelError
+from pipeline.frame import Detections
+
+DETECTOR_DECODERS = ("yolox", "yolo", "tfod", "ssd_anchors", "detection_output", "yunet", "blazeface")
+
+
+DetectorInfo = ModelRunInfo  # what `Detector.info` returns
+
+
+class Detector(ABC):
+    """Runs one detection model; `detect` for one BGR image, `detect_many` for a list."""
+
+    @property
+    @abstractmethod
+    def info(self) -> DetectorInfo:
+        """Model, backend, device and precision that run this detector."""
+
+    @abstractmethod
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        """Detections on one H x W x 3 uint8 BGR image, in its pixels."""
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections for several images, in order."""
+        return [self.detect(image) for image in images]
+
+    def close(self) -> None:  # noqa: B027 (optional hook)
+        """Release the runtime."""
+
+    def __enter__(self) -> Detector:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+class BackendDetector(Detector):
+    """A detector whose network runs on a `Backend`; subclasses decode one family's outputs."""
+
+    def __init__(self, loaded: LoadedModel, conf: float | None = None, nms: float | None = None) -> None:
+        self.loaded = loaded
+        resolved = loaded.resolved
+        self.spec: InputSpec = resolved.format.input
+        self.conf = resolved.format.defaults.conf if conf is None else float(conf)
+        self.nms = resolved.format.defaults.nms if nms is None else float(nms)
+        self.labels: Sequence[str] = resolved.labels or ()
+        self.label_offset = resolved.label_offset
+        self.input_size = self.spec.size or self._size_from_backend(loaded.backend)
+        self.input_name = loaded.backend.inputs[0].name
+        self.output_names = [o.name for o in resolved.format.outputs]
+
+    @staticmethod
+    def _size_from_backend(backend: Backend) -> tuple[int, int] | None:
+        shape = backend.inputs[0].shape if backend.inputs else ()
+        if len(shape) != 4:
+            return None
+        h, w = (shape[2], shape[3]) if shape[1] in (1, 3) else (shape[1], shape[2])
+        return (w, h) if w and h else None
+
+    @property
+    def backend(self) -> Backend:
+        return self.loaded.backend
+
+    @property
+    def info(self) -> DetectorInfo:
+        return self.loaded.info()
+
+    def output(self, outputs: dict[str, np.ndarray], index: int) -> np.ndarray:
+        """The catalog's `index`-th output (by name; by position when the names differ)."""
+        if index < len(self.output_names) and self.output_names[index] in outputs:
+            return outputs[self.output_names[index]]
+        return list(outputs.values())[index]
+
+    def _prepare(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], InputTransform]:
+        tensor, transform = prepare_image(image, self.spec, self.input_size)
+        return {self.input_name: tensor}, transform
+
+    @abstractmethod
+    def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
+        """Raw outputs of one image -> Detections in that image's pixels."""
+
+    def detections(
+        self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, attributes: dict[str, np.ndarray] | None = None
+    ) -> Detections:
+        """Build Detections with labels from the model's label list."""
+        ids = np.asarray(class_ids, np.int32).reshape(-1)
+        names = [label_for(list(self.labels), int(c), self.label_offset) if self.labels else str(int(c)) for c in ids]
+        return Detections.create(xyxy, scores, ids, names, attributes=attributes)
+
+    def detect(self, image_bgr: np.ndarray) -> Detections:
+        """Detections on one H x W x 3 uint8 BGR image, in its pixels."""
+        _check_image(image_bgr)
+        feeds, transform = self._prepare(image_bgr)
+        return self._decode(self.backend.infer(feeds), transform)
+
+    def detect_many(self, images: Sequence[np.ndarray]) -> list[Detections]:
+        """Detections for several images (pipelined/batched by the backend), in order."""
+        for image in images:
+            _check_image(image)
+        prepared = [self._prepare(image) for image in images]
+        outputs = self.backend.infer_many([feeds for feeds, _ in prepared])
+        return [self._decode(out, transform) for out, (_, transform) in zip(outputs, prepared, strict=True)]
+
+    def close(self) -> None:
+        self.backend.close()
+
+
+def _check_image(image: np.ndarray) -> None:
+    if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
+        shape = getattr(image, "shape", None)
+        raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {type(image).__name__} {shape}")
+
+
+def build_detector(
+    model: str,
+    backend: str = "auto",
+    device: str = "AUTO",
+    threads: int | None = None,
+    labels: str | Path | None = None,
+    conf: float | None = None,
+    nms: float | None = None,
+    **kw: Any,
+) -> Detector:
+    """A ready detector for a catalog name/alias or a YOLO model file (+ `labels` file).
+
+    Extra options: mode (latency | throughput), precision (f32, bf16, f16; None = device
+    default), layout (user YOLO files: auto | yolox | yolov5 | yolov8), input (an `InputSpec`
+    for a user file whose preprocessing differs from the YOLOv5/v8 default).
+    """
+    from models.face_detectors import FACE_DETECTORS, YuNetOpenCvDetector
+    from models.object_detectors import OBJECT_DETECTORS
+
+    mode, precision = kw.pop("mode", "latency"), kw.pop("precision", None)
+    layout, user_input = kw.pop("layout", "auto"), kw.pop("input", None)
+    if kw:
+        raise ModelError(f"build_detector: unknown option(s) {', '.join(sorted(kw))}")
+    choice: Choice = choose(model, backend, labels=labels, user_input=user_input)
+    decoder = choice.resolved.format.decoder
+    if decoder not in DETECTOR_DECODERS:
+        raise ModelError(f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} classifier, not a detector")
+    if decoder == "yunet" and choice.backend == "opencv":
+        return YuNetOpenCvDetector(choice, threads, conf, nms)
+    loaded = open_backend(choice, device, threads, mode=mode, precision=precision)
+    cls = {**OBJECT_DETECTORS, **FACE_DETECTORS}[decoder]
+    if decoder == "yolo":
+        return cls(loaded, conf, nms, layout=layout)
+    return cls(loaded, conf, nms)
