@@ -5,7 +5,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 from pydantic import ValidationError
+from scipy.optimize import linear_sum_assignment
 
+from pipeline.evaluation.mot import MotSequence, evaluate_mot
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
 from stages.track import (
@@ -22,10 +24,15 @@ from stages.tracking import (
     IouTracker,
     SortTracker,
     TrackState,
+    greedy_pairs,
+    hungarian_pairs,
     iou_matrix,
+    iou_pairs,
     match_greedy,
     match_hungarian,
 )
+from stages.tracking.bench import TRACKERS as TRACKERS_BY_KIND
+from stages.tracking.bench import format_tracker_bench, run_tracker_bench, synthetic_frames
 
 TRACKERS = {"iou": IouTracker, "sort": SortTracker, "bytetrack": ByteTracker}
 MOTION_TRACKERS = {"sort": SortTracker, "bytetrack": ByteTracker}
@@ -69,6 +76,34 @@ def test_hungarian_beats_greedy_on_total_and_respects_threshold():
     assert list(zip(r, c, strict=True)) == [(0, 0)]
     assert len(match_hungarian(np.zeros((0, 3)), 0.3)[0]) == 0
     assert len(match_greedy(np.zeros((2, 0)), 0.3)[0]) == 0
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_sparse_pairs_and_matchers_agree_with_dense_references(seed):
+    rng = np.random.default_rng(seed)
+    xy = rng.uniform(0, 300, (60, 2))
+    a = np.c_[xy, xy + rng.uniform(5, 60, (60, 2))]
+    b = np.r_[a[:50] + rng.normal(0, 8, (50, 4)), np.c_[xy[:10], xy[:10] + 30]]
+    dense = iou_matrix(a, b)
+    rows, cols, sim = iou_pairs(a, b, 0.1)
+    want = np.argwhere((dense > 0) & (dense >= 0.1))
+    assert sorted(zip(rows, cols, strict=True)) == sorted(map(tuple, want))
+    np.testing.assert_allclose(sim, dense[rows, cols], rtol=1e-6)
+    # Greedy: the same as taking the best remaining pair one at a time.
+    taken_r, taken_c, expect = set(), set(), []
+    for k in np.argsort(-sim, kind="stable"):
+        if rows[k] not in taken_r and cols[k] not in taken_c:
+            taken_r.add(rows[k])
+            taken_c.add(cols[k])
+            expect.append((rows[k], cols[k]))
+    assert sorted(zip(*greedy_pairs(rows, cols, sim), strict=True)) == sorted(expect)
+    # Hungarian: as many matches as scipy on the dense problem, and the same total IoU.
+    cost = np.where(dense >= 0.1, -dense, 1e6)
+    r, c = linear_sum_assignment(cost)
+    ok = cost[r, c] < 1e6
+    got_r, got_c = hungarian_pairs(rows, cols, sim)
+    assert len(got_r) == ok.sum() and len(set(got_r)) == len(got_r) and len(set(got_c)) == len(got_c)
+    assert dense[got_r, got_c].sum() == pytest.approx(dense[r[ok], c[ok]].sum(), rel=1e-6)
 
 
 def test_kalman_learns_constant_velocity():
@@ -185,6 +220,31 @@ def test_bytetrack_low_score_boxes_continue_but_never_start_tracks():
     assert [list(x) for x in out] == [[1, -1]] * 5
     # Below low_score a detection is ignored entirely.
     assert list(tracker.update(np.array([box(125, 100)]), [0.05])) == [-1]
+
+
+# --- end to end: synthetic scene, MOT metrics, benchmark -------------------------------------
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_synthetic_scene_scores_well_under_mot_metrics(name):
+    data = synthetic_frames(30, 40, seed=3)
+    tracker = TRACKERS[name](min_hits=1)
+    gt, pred = [], []
+    for f, (xyxy, scores, truth) in enumerate(data, 1):
+        ids = tracker.update(xyxy, scores)
+        gt += [(f, t, b) for t, b in zip(truth, xyxy, strict=True)]
+        pred += [(f, t, b) for t, b in zip(ids, xyxy, strict=True) if t >= 0]
+    report = evaluate_mot(*(MotSequence.create(*zip(*rows, strict=True)) for rows in (gt, pred)))
+    assert report.num_switches == 0 and report.mota > 0.9 and report.idf1 > 0.9
+
+
+def test_bench_rows_and_table():
+    rows = run_tracker_bench(sizes=(5, 20), frames=3, warmup=1)
+    assert [(r["tracker"], r["objects"]) for r in rows] == [(t, n) for n in (5, 20) for t in TRACKERS_BY_KIND]
+    assert all(r["ms_per_frame"] > 0 and r["frames"] == 3 for r in rows)
+    assert rows[0]["vs_iou"] == 1.0
+    table = format_tracker_bench(rows)
+    assert "track.bytetrack" in table and "ms_per_frame" in table
 
 
 # --- stage shells ---------------------------------------------------------------------------

@@ -4,7 +4,14 @@ No video, no frames: boxes in, IDs out (-1 where a detection has no confirmed tr
 The stage kinds `track.iou`, `track.sort`, `track.bytetrack` (stages/track.py) wrap them.
 """
 
-from stages.tracking.assignment import iou_matrix, match_greedy, match_hungarian
+from stages.tracking.assignment import (
+    greedy_pairs,
+    hungarian_pairs,
+    iou_matrix,
+    iou_pairs,
+    match_greedy,
+    match_hungarian,
+)
 from stages.tracking.bytetrack import ByteTracker
 from stages.tracking.iou_tracker import IouTracker
 from stages.tracking.kalman import BoxKalman
@@ -19,7 +26,10 @@ __all__ = [
     "TrackState",
     "TrackTable",
     "Tracker",
+    "greedy_pairs",
+    "hungarian_pairs",
     "iou_matrix",
+    "iou_pairs",
     "match_greedy",
     "match_hungarian",
 ]

@@ -3,7 +3,11 @@
 A similarity function takes track boxes (T, 4) and detection boxes (N, 4), both xyxy pixels,
 and returns a (T, N) matrix where higher is better; `iou_matrix` is the default, any function
 with that shape contract can be injected into the trackers (norfair-style).
-The matchers return index pairs whose similarity is at least `min_similarity`.
+
+Matching works on candidate pairs (rows, cols, similarity) at or above a threshold, so large
+scenes stay cheap: `iou_pairs` finds the overlapping pairs without the dense T x N matrix
+(it gives exactly the pairs of `iou_matrix` that are > 0 and >= the threshold), and most
+pairs are unambiguous (one candidate on each side) and need no solver at all.
 """
 
 from __future__ import annotations
@@ -15,6 +19,13 @@ from scipy.optimize import linear_sum_assignment
 
 Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(tracks (T, 4) xyxy, detections (N, 4) xyxy) -> (T, N) float, higher is more alike."""
+
+Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
+"""Candidate matches: row (track) indices, column (detection) indices, similarity."""
+
+
+def _area(boxes: np.ndarray) -> np.ndarray:
+    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
 
 
 def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
@@ -33,67 +44,113 @@ def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     np.clip(ih, 0, None, out=ih)
     inter = iw
     inter *= ih
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    union = area_a[:, None] + area_b[None, :]
+    union = _area(a)[:, None] + _area(b)[None, :]
     union -= inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 
-def _empty_pairs() -> tuple[np.ndarray, np.ndarray]:
-    return np.zeros(0, np.intp), np.zeros(0, np.intp)
+def iou_pairs(a: np.ndarray, b: np.ndarray, min_iou: float) -> Pairs:
+    """The pairs of boxes of `a` (T, 4) and `b` (N, 4) with IoU > 0 and >= `min_iou`.
+
+    Sweeps `b` sorted by left edge, so the cost grows with the pairs that overlap in x,
+    not with T x N. Same values as `iou_matrix` (float32).
+    """
+    a = np.asarray(a, np.float32).reshape(-1, 4)
+    b = np.asarray(b, np.float32).reshape(-1, 4)
+    if len(a) == 0 or len(b) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp), np.zeros(0, np.float32)
+    order = np.argsort(b[:, 0], kind="stable")
+    left = b[order, 0]
+    widest = float(np.max(b[:, 2] - b[:, 0]))
+    # A box of b can overlap box i of a only if its left edge is in (a.x1 - widest, a.x2).
+    lo = np.searchsorted(left, a[:, 0] - widest, side="left")
+    hi = np.searchsorted(left, a[:, 2], side="left")
+    counts = np.maximum(hi - lo, 0)
+    rows = np.repeat(np.arange(len(a)), counts)
+    offsets = np.arange(counts.sum()) - np.repeat(np.cumsum(counts) - counts, counts)
+    cols = order[np.repeat(lo, counts) + offsets]
+    pa, pb = a[rows], b[cols]
+    iw = np.clip(np.minimum(pa[:, 2], pb[:, 2]) - np.maximum(pa[:, 0], pb[:, 0]), 0, None)
+    ih = np.clip(np.minimum(pa[:, 3], pb[:, 3]) - np.maximum(pa[:, 1], pb[:, 1]), 0, None)
+    inter = iw * ih
+    union = _area(pa) + _area(pb) - inter
+    iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+    keep = (iou > 0) & (iou >= min_iou)
+    return rows[keep], cols[keep], iou[keep]
+
+
+def dense_pairs(similarity: np.ndarray, min_similarity: float) -> Pairs:
+    """The entries of a (T, N) similarity matrix that are >= `min_similarity`."""
+    sim = np.asarray(similarity)
+    rows, cols = np.nonzero(sim >= min_similarity)
+    return rows, cols, sim[rows, cols]
+
+
+def _sorted(rows: np.ndarray, cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    order = np.argsort(rows, kind="stable")
+    return rows[order].astype(np.intp), cols[order].astype(np.intp)
+
+
+def hungarian_pairs(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Optimal one-to-one matching among candidate pairs: most matches, then most similarity.
+
+    Pairs whose row and column have no other candidate are taken directly; the solver
+    (scipy's linear_sum_assignment) only sees the contested rest. Returns (rows, cols) by row.
+    """
+    if len(rows) == 0:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    alone = (np.bincount(rows)[rows] == 1) & (np.bincount(cols)[cols] == 1)
+    out_r, out_c = [rows[alone]], [cols[alone]]
+    rest = ~alone
+    if rest.any():
+        ur, ri = np.unique(rows[rest], return_inverse=True)
+        uc, ci = np.unique(cols[rest], return_inverse=True)
+        values = np.asarray(sim[rest], np.float64)
+        # A non-candidate costs more than any full set of candidates, so the solver only
+        # takes one when nothing else is possible, and it is dropped below.
+        big = 2.0 * min(len(ur), len(uc)) * (np.abs(values).max() + 1.0) + 1.0
+        cost = np.full((len(ur), len(uc)), big)
+        cost[ri, ci] = -values
+        r, c = linear_sum_assignment(cost)
+        ok = cost[r, c] < big
+        out_r.append(ur[r[ok]])
+        out_c.append(uc[c[ok]])
+    return _sorted(np.concatenate(out_r), np.concatenate(out_c))
+
+
+def greedy_pairs(rows: np.ndarray, cols: np.ndarray, sim: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy matching among candidate pairs: the most similar remaining pair first.
+
+    Done in vectorised rounds: every pair that comes first in both its row and its column
+    (in one global order, ties broken by position) is taken at once; this gives the same
+    result as taking pairs one by one. Returns (rows, cols) by row.
+    """
+    order = np.argsort(-np.asarray(sim, np.float64), kind="stable")
+    r, c = rows[order], cols[order]
+    out_r, out_c = [], []
+    while len(r):
+        row_first = np.zeros(len(r), bool)
+        row_first[np.unique(r, return_index=True)[1]] = True
+        col_first = np.zeros(len(r), bool)
+        col_first[np.unique(c, return_index=True)[1]] = True
+        take = row_first & col_first
+        out_r.append(r[take])
+        out_c.append(c[take])
+        left = ~np.isin(r, r[take]) & ~np.isin(c, c[take])
+        r, c = r[left], c[left]
+    if not out_r:
+        return np.zeros(0, np.intp), np.zeros(0, np.intp)
+    return _sorted(np.concatenate(out_r), np.concatenate(out_c))
 
 
 def match_hungarian(similarity: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-    """Optimal one-to-one matching (max total similarity) among pairs >= `min_similarity`.
+    """Optimal one-to-one matching on a (T, N) similarity matrix among pairs >= `min_similarity`.
 
-    Returns (rows, cols) index arrays of equal length, sorted by row.
+    Most matches first, then the largest total similarity. Returns (rows, cols) by row.
     """
-    sim = np.asarray(similarity, np.float64)
-    valid = sim >= min_similarity
-    rows_ok = np.flatnonzero(valid.any(axis=1))
-    cols_ok = np.flatnonzero(valid.any(axis=0))
-    if len(rows_ok) == 0:
-        return _empty_pairs()
-    # Rows/columns with no admissible pair cannot be matched: solve the smaller problem.
-    sub = sim[np.ix_(rows_ok, cols_ok)]
-    sub_valid = valid[np.ix_(rows_ok, cols_ok)]
-    # An inadmissible pair costs more than any full set of admissible ones, so it is
-    # only chosen when nothing else is possible, and is then dropped below.
-    scale = np.abs(sub[sub_valid]).max() + 1.0
-    cost = np.where(sub_valid, -sub, 2.0 * min(sub.shape) * scale + 1.0)
-    r, c = linear_sum_assignment(cost)
-    keep = sub_valid[r, c]
-    return rows_ok[r[keep]], cols_ok[c[keep]]
+    return hungarian_pairs(*dense_pairs(similarity, min_similarity))
 
 
 def match_greedy(similarity: np.ndarray, min_similarity: float) -> tuple[np.ndarray, np.ndarray]:
-    """Greedy matching: repeatedly take the most similar remaining pair >= `min_similarity`.
-
-    Done in vectorised rounds: every pair that is the best of both its row and its column
-    is taken at once (the same result as sorting all pairs, for distinct similarities).
-    Returns (rows, cols), sorted by row.
-    """
-    sim = np.array(similarity, np.float64, copy=True)
-    if sim.size == 0:
-        return _empty_pairs()
-    sim[sim < min_similarity] = -np.inf
-    rows_out, cols_out = [], []
-    while True:
-        best_col = np.argmax(sim, axis=1)
-        best_val = sim[np.arange(len(sim)), best_col]
-        best_row = np.argmax(sim, axis=0)
-        rows = np.flatnonzero(np.isfinite(best_val) & (best_row[best_col] == np.arange(len(sim))))
-        if len(rows) == 0:
-            break
-        cols = best_col[rows]
-        rows_out.append(rows)
-        cols_out.append(cols)
-        sim[rows, :] = -np.inf
-        sim[:, cols] = -np.inf
-    if not rows_out:
-        return _empty_pairs()
-    rows_all = np.concatenate(rows_out)
-    cols_all = np.concatenate(cols_out)
-    order = np.argsort(rows_all)
-    return rows_all[order], cols_all[order]
+    """Greedy matching on a (T, N) similarity matrix among pairs >= `min_similarity`."""
+    return greedy_pairs(*dense_pairs(similarity, min_similarity))

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, iou_matrix, match_hungarian
+from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix
 from stages.tracking.sort import KalmanTracker
 
 
@@ -62,16 +62,20 @@ class ByteTracker(KalmanTracker):
         # Which tracks were being followed up to the last frame (not lost, not new).
         tracked = table.confirmed & (table.misses == 0)
         _, predicted = self._predict()
-        sim = self._gated_similarity(predicted, xyxy, class_ids)
-        high = np.flatnonzero(scores >= self.high_score)
-        low = np.flatnonzero((scores >= self.low_score) & (scores < self.high_score))
+        rows, cols, sim = self._candidates(
+            predicted, xyxy, class_ids, min(self.iou_threshold, self.low_iou_threshold)
+        )
+        high = scores >= self.high_score
+        low = (scores >= self.low_score) & ~high
 
-        t1, c1 = match_hungarian(sim[:, high], self.iou_threshold)
-        free = np.setdiff1d(np.flatnonzero(tracked), t1)
-        r2, c2 = match_hungarian(sim[np.ix_(free, low)], self.low_iou_threshold)
-        ti = np.concatenate([t1, free[r2]])
-        di = np.concatenate([high[c1], low[c2]])
+        first = high[cols] & (sim >= self.iou_threshold)
+        t1, d1 = hungarian_pairs(rows[first], cols[first], sim[first])
+        free = tracked.copy()
+        free[t1] = False
+        second = free[rows] & low[cols] & (sim >= self.low_iou_threshold)
+        t2, d2 = hungarian_pairs(rows[second], cols[second], sim[second])
+        ti, di = np.concatenate([t1, t2]), np.concatenate([d1, d2])
 
-        unmatched_high = np.setdiff1d(high, di)
+        unmatched_high = np.setdiff1d(np.flatnonzero(high), di)
         new = unmatched_high[scores[unmatched_high] >= self.new_track_score]
         return self._correct_and_step(xyxy, class_ids, ti, di, new)

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, iou_matrix, match_greedy, match_hungarian
+from stages.tracking.assignment import Similarity, greedy_pairs, hungarian_pairs, iou_matrix
 from stages.tracking.tracks import Tracker
 
 
@@ -39,7 +39,7 @@ class IouTracker(Tracker):
     ) -> None:
         if matcher not in ("greedy", "hungarian"):
             raise ValueError(f"matcher must be 'greedy' or 'hungarian', not {matcher!r}")
-        self.match = match_greedy if matcher == "greedy" else match_hungarian
+        self.match = greedy_pairs if matcher == "greedy" else hungarian_pairs
         super().__init__(
             iou_threshold=iou_threshold,
             max_age=max_age,
@@ -54,7 +54,7 @@ class IouTracker(Tracker):
 
     def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         boxes = self.table.columns["box"]
-        ti, di = self.match(self._gated_similarity(boxes, xyxy, class_ids), self.iou_threshold)
+        ti, di = self.match(*self._candidates(boxes, xyxy, class_ids, self.iou_threshold))
         boxes[ti] = xyxy[di]
         new = np.setdiff1d(np.arange(len(xyxy)), di)
         return self.table.step(class_ids, ti, di, new, {"box": xyxy[new]})

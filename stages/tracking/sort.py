@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, iou_matrix, match_hungarian
+from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix
 from stages.tracking.kalman import BoxKalman
 from stages.tracking.tracks import Tracker
 
@@ -74,6 +74,6 @@ class SortTracker(KalmanTracker):
 
     def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         _, predicted = self._predict()
-        ti, di = match_hungarian(self._gated_similarity(predicted, xyxy, class_ids), self.iou_threshold)
+        ti, di = hungarian_pairs(*self._candidates(predicted, xyxy, class_ids, self.iou_threshold))
         new = np.setdiff1d(np.arange(len(xyxy)), di)
         return self._correct_and_step(xyxy, class_ids, ti, di, new)

@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.frame import NO_TRACK
-from stages.tracking.assignment import Similarity, iou_matrix
+from stages.tracking.assignment import Pairs, Similarity, dense_pairs, iou_matrix, iou_pairs
 
 
 class TrackState(IntEnum):
@@ -176,11 +176,15 @@ class Tracker:
     def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         raise NotImplementedError
 
-    def _gated_similarity(
-        self, track_boxes: np.ndarray, xyxy: np.ndarray, class_ids: np.ndarray
-    ) -> np.ndarray:
-        """similarity(tracks, detections), with pairs of different classes made impossible."""
-        sim = np.asarray(self.similarity(track_boxes, xyxy), np.float64).reshape(len(track_boxes), len(xyxy))
+    def _candidates(
+        self, track_boxes: np.ndarray, xyxy: np.ndarray, class_ids: np.ndarray, minimum: float
+    ) -> Pairs:
+        """Track/detection pairs with similarity >= `minimum` (and of one class if class-aware)."""
+        if self.similarity is iou_matrix:  # the sparse form of the same values
+            rows, cols, sim = iou_pairs(track_boxes, xyxy, minimum)
+        else:
+            rows, cols, sim = dense_pairs(self.similarity(track_boxes, xyxy), minimum)
         if self.class_aware:
-            sim = np.where(self.table.class_id[:, None] == class_ids[None, :], sim, -np.inf)
-        return sim
+            same = self.table.class_id[rows] == class_ids[cols]
+            rows, cols, sim = rows[same], cols[same], sim[same]
+        return rows, cols, sim
