@@ -2,9 +2,13 @@
 
 Thin shells over `stages.zones`. They work on tracked detections only (track_id >= 0), so a
 `track.*` stage must run before them; each source has its own state. Results are `Event`s
-on the frame and running totals in the run summary (`context.report`). Every event carries
-the geometry in pixels (`points`) and the live counts, so a renderer can draw from events
-alone: `line_counts` / `zone_occupancy` are also sent on the first frame of each source.
+on the frame and running totals in the run summary (`context.report`).
+
+Every event carries its geometry in pixels and the live counts, so a renderer can draw from
+events alone (`line_counts` / `zone_occupancy` are also sent on the first frame of each
+source): data `name` (line or zone name), `line` or `zone` (points [[x, y], ...]) and
+`counts` (flat {key: number}: {"in": n, "out": n} for a line, {zone name: occupancy} for the
+zones of one stage).
 """
 
 from __future__ import annotations
@@ -125,9 +129,11 @@ class _AnalyticsStage(Stage):
 class LineStage(_AnalyticsStage):
     """Counts tracks crossing a line (polyline), per direction (in/out) and label.
 
-    Events: `line_cross` (track_id, direction, label, counts, points) on each crossing;
-    `line_counts` (counts, points) on the first frame of each source.
-    Summary: counts[source] = {"in": {label: n}, "out": {label: n}}.
+    Looking from the first point to the last, moving to the right-hand side is `in`, to the
+    left-hand side `out` (a line drawn left to right: going down the image is `in`).
+    Events: `line_cross` (track_id; data direction, label, name, line, counts, by_label) on
+    each crossing; `line_counts` (name, line, counts, by_label) on the first frame of a source.
+    Summary: counts[source] = {"in": {label: n}, "out": {label: n}}, total[source].
     """
 
     Options = LineOptions
@@ -153,10 +159,10 @@ class LineStage(_AnalyticsStage):
 
     def _data(self, counter: LineCounter) -> dict[str, Any]:
         return {
-            "line": getattr(self.options, "name", None) or self.id,
-            "counts": {d: dict(n) for d, n in counter.counts.items()},
-            "total": counter.totals,
-            "points": _points_record(counter.points),
+            "name": getattr(self.options, "name", None) or self.id,
+            "line": _points_record(counter.points),
+            "counts": counter.totals,
+            "by_label": {d: dict(n) for d, n in counter.counts.items()},
         }
 
     def end_stream(self, source: str) -> list[Frame]:
@@ -169,9 +175,9 @@ class LineStage(_AnalyticsStage):
 class ZoneStage(_AnalyticsStage):
     """Occupancy of named polygon zones and dwell time (seconds, from frame.pts) of each track.
 
-    Events: `zone_enter` (track_id, zone, label, pts), `zone_exit` (+ dwell in s);
-    `zone_occupancy` (zone, count, by_label, track_ids, points) when a zone's occupancy
-    changes and on the first frame of each source.
+    Events: `zone_enter` (track_id; data name, label, pts), `zone_exit` (+ dwell in s);
+    `zone_occupancy` (name, count, by_label, track_ids) when a zone's occupancy changes and
+    on the first frame of each source. All also carry `zone` (points) and `counts`.
     Summary: zones[source][zone] = visits, dwell_total_s, dwell_max_s, max_occupancy.
     """
 
@@ -191,27 +197,26 @@ class ZoneStage(_AnalyticsStage):
         ids, anchors, labels = self._tracked(frame)
         changes = monitor.update(ids, anchors, labels, frame.pts)
         self._record(frame.source, changes)
+        inside = monitor.occupancy()
+        counts = {zone: len(ids) for zone, ids in inside.items()}
+
+        def data(zone: str, **extra: Any) -> dict[str, Any]:
+            return {"name": zone, **extra, "zone": _points_record(monitor.zones[zone]), "counts": counts}
+
         events = []
         for c in changes:
-            data: dict[str, Any] = {"zone": c.zone, "label": c.label, "pts": round(c.pts, 4)}
+            extra: dict[str, Any] = {"label": c.label, "pts": round(c.pts, 4)}
             if c.dwell is not None:
-                data["dwell"] = round(c.dwell, 4)
-            events.append(Event(f"zone_{c.kind}", self.id, c.track_id, data))
+                extra["dwell"] = round(c.dwell, 4)
+            events.append(Event(f"zone_{c.kind}", self.id, c.track_id, data(c.zone, **extra)))
         by_label = monitor.occupancy_by_label()
-        for zone, inside in monitor.occupancy().items():
+        for zone, ids in inside.items():
             stats = self._stats(frame.source, zone)
-            stats["max_occupancy"] = max(stats["max_occupancy"], len(inside))
-            if shown.get(zone) != inside:
-                shown[zone] = inside
-                data = {"zone": zone, "count": len(inside), "by_label": by_label[zone], "track_ids": inside}
-                events.append(
-                    Event(
-                        "zone_occupancy",
-                        self.id,
-                        None,
-                        {**data, "points": _points_record(monitor.zones[zone])},
-                    )
-                )
+            stats["max_occupancy"] = max(stats["max_occupancy"], len(ids))
+            if shown.get(zone) != ids:
+                shown[zone] = ids
+                occupancy = data(zone, count=len(ids), by_label=by_label[zone], track_ids=ids)
+                events.append(Event("zone_occupancy", self.id, None, occupancy))
         return frame.add_events(events) if events else frame
 
     def _stats(self, source: str, zone: str) -> dict[str, Any]:

@@ -197,8 +197,9 @@ def test_line_stage_events_and_report():
     assert kinds == [("a", "line_counts", None), ("b", "line_counts", None), ("a", "line_cross", 1)]
     cross = events[-1][1]
     assert cross.stage == "door" and cross.data["direction"] == "in" and cross.data["label"] == "person"
-    assert cross.data["counts"] == {"in": {"person": 1}, "out": {}} and cross.data["line"] == "door"
-    assert cross.data["points"] == [[0.0, 100.0], [200.0, 100.0]]
+    assert cross.data["counts"] == {"in": 1, "out": 0} and cross.data["name"] == "door"
+    assert cross.data["by_label"] == {"in": {"person": 1}, "out": {}}
+    assert cross.data["line"] == [[0.0, 100.0], [200.0, 100.0]]
     assert stage.context.report["counts"] == {
         "a": {"in": {"person": 1}, "out": {}},
         "b": {"in": {}, "out": {}},
@@ -216,7 +217,7 @@ def test_line_stage_normalized_points_and_untracked_warning(caplog):
     assert out.events == () or all(e.type == "line_counts" for e in out.events)
     assert sum("no track_id" in r.message for r in caplog.records) == 1
     first = stage.process(tracked_frame("c", 0, []))
-    assert first.events[0].data["points"] == [[0.0, 100.0], [200.0, 100.0]]  # 400 x 400 frame
+    assert first.events[0].data["line"] == [[0.0, 100.0], [200.0, 100.0]]  # 400 x 400 frame
 
 
 def test_zone_stage_events_dwell_and_occupancy_changes():
@@ -241,17 +242,17 @@ def test_zone_stage_events_dwell_and_occupancy_changes():
         (31, "zone_occupancy", None),
     ]
     data = {(t, typ): d for t, typ, _, d in seen}
-    assert data[0, "zone_occupancy"]["count"] == 0 and data[0, "zone_occupancy"]["points"][0] == [
-        100.0,
-        100.0,
-    ]
-    assert data[13, "zone_occupancy"] | {"points": None} == {
-        "zone": "shop",
+    first = data[0, "zone_occupancy"]
+    assert first["count"] == 0 and first["zone"][0] == [100.0, 100.0]
+    assert data[13, "zone_occupancy"] | {"zone": None} == {
+        "name": "shop",
         "count": 2,
         "by_label": {"person": 2},
         "track_ids": [7, 8],
-        "points": None,
+        "zone": None,
+        "counts": {"shop": 2},
     }
+    assert data[13, "zone_enter"]["counts"] == {"shop": 2} and data[13, "zone_enter"]["name"] == "shop"
     assert data[11, "zone_enter"]["pts"] == 1.0
     assert data[31, "zone_exit"]["dwell"] == pytest.approx(2.0)
     assert data[23, "zone_exit"]["pts"] == 1.9 and data[23, "zone_exit"]["dwell"] == pytest.approx(0.7)
@@ -273,3 +274,12 @@ def test_analytics_options_validated_and_registered():
         LineOptions(points=[[0, 0], [1, 1]], anchor="left")
     assert get_kind("analytics.line") is LineStage and get_kind("analytics.zone") is ZoneStage
     assert LineStage.stateful and ZoneStage.stateful
+
+
+def test_render_draws_the_line_from_the_events_alone():
+    render_kind = get_kind("render")
+    render = render_kind(render_kind.Options(), StageContext(stage_id="draw"))
+    render.setup()
+    line = LineStage(LineOptions(points=[[0, 100], [200, 100]]), StageContext(stage_id="door"))
+    out = render.process(line.process(tracked_frame("a", 0, [])))
+    assert out.annotated is not None and out.annotated[99:102, 10:190].any(axis=(0, 2)).all()
