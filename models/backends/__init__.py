@@ -56,6 +56,8 @@ def load_backend(
     the batch dimension (OpenVINO); input_shape: fix dynamic input dims (OpenVINO);
     precision: None = device default, or f32/bf16/f16 (OpenVINO, OpenCV CUDA).
     """
+    if backend not in ("auto", "openvino", "tensorflow", "opencv"):
+        raise ModelError(f"unknown backend {backend!r} (use openvino, tensorflow, opencv or auto)")
     path = Path(path)
     if not path.exists():
         raise ModelError(f"model file {path} not found")
@@ -86,8 +88,6 @@ def load_backend(
         from models.backends.tensorflow import TensorFlowBackend
 
         return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
-    if backend == "opencv":
-        from models.backends.opencv_dnn import OpenCvDnnBackend
+    from models.backends.opencv_dnn import OpenCvDnnBackend
 
-        return OpenCvDnnBackend(path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision)
-    raise ModelError(f"unknown backend {backend!r} (use openvino, tensorflow, opencv or auto)")
+    return OpenCvDnnBackend(path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision)
