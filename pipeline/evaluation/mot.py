@@ -1,5 +1,6 @@
 """Multi-object tracking metrics: CLEAR-MOT (MOTA, MOTP, switches, fragmentations, MT/PT/ML)
-and identity metrics (IDF1, IDP, IDR), computed the way py-motmetrics 1.4 does.
+and identity metrics (IDF1, IDP, IDR), computed the way py-motmetrics 1.4 does; also HOTA
+(DetA, AssA, LocA) as TrackEval defines it (`pipeline.evaluation.hota`).
 
 Per frame, a ground-truth object and a predicted track can match when their IoU >= the
 threshold (0.5). Matches of the previous frames are kept when still possible; the rest are
@@ -31,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from pipeline.evaluation.hota import hota_sums
 from pipeline.evaluation.mot_report import MotReport
 
 __all__ = ["MotReport", "MotSequence", "evaluate_mot", "evaluate_paths", "load_mot_jsonl", "load_mot_txt"]
@@ -78,17 +80,15 @@ class MotSequence:
         return self.ids[lo:hi], self.xyxy[lo:hi]
 
 
-def _pair_distance(gt: np.ndarray, pred: np.ndarray, iou_threshold: float) -> np.ndarray:
-    """(1 - IoU) of every GT/pred box pair, NaN where IoU < threshold (float64, as motmetrics)."""
+def _iou(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
+    """IoU of every GT/pred box pair, float64 (as motmetrics and TrackEval)."""
     lt = np.maximum(gt[:, None, :2], pred[None, :, :2])
     rb = np.minimum(gt[:, None, 2:], pred[None, :, 2:])
     inter = np.prod(np.maximum(rb - lt, 0), axis=2)
     area_g = np.prod(np.maximum(gt[:, 2:] - gt[:, :2], 0), axis=1)
     area_p = np.prod(np.maximum(pred[:, 2:] - pred[:, :2], 0), axis=1)
     union = area_g[:, None] + area_p[None, :] - inter
-    iou = np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
-    dist = 1.0 - iou
-    return np.where(dist > 1.0 - iou_threshold, np.nan, dist)
+    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
 
 
 def _assign(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -115,11 +115,14 @@ def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5)
     overlaps: dict[tuple[int, int], int] = {}  # (object, prediction) -> frames with IoU >= threshold
     n = dict(matches=0, switches=0, fp=0, misses=0)
     sum_distance = 0.0
+    hota_frames = []
     frames = np.union1d(gt.frames, pred.frames)
     for frame in frames:
         oids, obox = gt.at(frame)
         hids, hbox = pred.at(frame)
-        dist = _pair_distance(obox, hbox, iou_threshold)
+        iou = _iou(obox, hbox)
+        hota_frames.append((oids, hids, iou))
+        dist = np.where(1.0 - iou > 1.0 - iou_threshold, np.nan, 1.0 - iou)  # NaN: cannot match
         for i, j in zip(*np.nonzero(np.isfinite(dist)), strict=True):
             key = (int(oids[i]), int(hids[j]))
             overlaps[key] = overlaps.get(key, 0) + 1
@@ -165,6 +168,7 @@ def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5)
         mostly_lost=int((ratios < 0.2).sum()),
         sum_distance=float(sum_distance),
         idtp=_identity_true_positives(overlaps),
+        hota_sums=hota_sums(hota_frames),
         iou_threshold=iou_threshold,
     )
 

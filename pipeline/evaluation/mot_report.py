@@ -12,6 +12,10 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
+from pipeline.evaluation.hota import HotaSums
+
 
 def _ratio(num: float, den: float) -> float:
     return num / den if den else math.nan
@@ -35,6 +39,7 @@ class MotReport:
     mostly_lost: int = 0  # < 20 %
     sum_distance: float = 0.0  # sum of (1 - IoU) over matched boxes
     idtp: int = 0  # boxes matched under the global identity assignment
+    hota_sums: HotaSums = field(default_factory=HotaSums)  # per-alpha sums behind HOTA
     iou_threshold: float = 0.5
     sequences: Mapping[str, MotReport] = field(default_factory=dict)
 
@@ -84,13 +89,45 @@ class MotReport:
     def idf1(self) -> float:
         return _ratio(2 * self.idtp, self.num_objects + self.num_predictions)
 
-    METRICS = ("mota", "motp", "motp_iou", "idf1", "idp", "idr", "precision", "recall")
+    @property
+    def hota(self) -> float:
+        """HOTA, the mean over alpha = 0.05 .. 0.95 of sqrt(DetA * AssA) (higher is better)."""
+        return float(np.mean(self.hota_sums.curves()["hota"]))
+
+    @property
+    def det_a(self) -> float:
+        return float(np.mean(self.hota_sums.curves()["det_a"]))
+
+    @property
+    def ass_a(self) -> float:
+        return float(np.mean(self.hota_sums.curves()["ass_a"]))
+
+    @property
+    def loc_a(self) -> float:
+        return float(np.mean(self.hota_sums.curves()["loc_a"]))
+
+    METRICS = (
+        "mota",
+        "motp",
+        "motp_iou",
+        "idf1",
+        "idp",
+        "idr",
+        "precision",
+        "recall",
+        "hota",
+        "det_a",
+        "ass_a",
+        "loc_a",
+    )
 
     @classmethod
     def combine(cls, reports: Mapping[str, MotReport]) -> MotReport:
         """Several sequences summed (motmetrics' OVERALL), keeping each under `sequences`."""
         counts = {
-            f.name: sum(getattr(r, f.name) for r in reports.values())
+            f.name: sum(
+                (getattr(r, f.name) for r in reports.values()), HotaSums() if f.name == "hota_sums" else 0
+            )
             for f in dataclasses.fields(cls)
             if f.name not in ("iou_threshold", "sequences")
         }
@@ -105,7 +142,12 @@ class MotReport:
         out: dict[str, Any] = {
             m: None if math.isnan(getattr(self, m)) else round(getattr(self, m), 6) for m in self.METRICS
         }
-        out |= {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "sequences"}
+        out |= {
+            f.name: getattr(self, f.name)
+            for f in dataclasses.fields(self)
+            if f.name not in ("sequences", "hota_sums")
+        }
+        out["hota_curves"] = {k: np.round(v, 6).tolist() for k, v in self.hota_sums.curves().items()}
         out |= {"idfp": self.idfp, "idfn": self.idfn, "num_detections": self.num_detections}
         out["sum_distance"] = round(self.sum_distance, 6)
         if self.sequences:
@@ -114,26 +156,10 @@ class MotReport:
 
     def format(self) -> str:
         """A small table: one row per sequence, then the overall one."""
-        cols = ("idf1", "idp", "idr", "recall", "precision", "mota", "motp")
+        cols = ("hota", "idf1", "idp", "idr", "recall", "precision", "mota", "motp")
         ints = ("num_unique_objects", "mostly_tracked", "partially_tracked", "mostly_lost")
         ints += ("num_false_positives", "num_misses", "num_switches", "num_fragmentations")
-        heads = (
-            "IDF1",
-            "IDP",
-            "IDR",
-            "Rcll",
-            "Prcn",
-            "MOTA",
-            "MOTP",
-            "GT",
-            "MT",
-            "PT",
-            "ML",
-            "FP",
-            "FN",
-            "IDs",
-            "FM",
-        )
+        heads = "HOTA IDF1 IDP IDR Rcll Prcn MOTA MOTP GT MT PT ML FP FN IDs FM".split()
         rows = [*self.sequences.items(), ("OVERALL" if self.sequences else "", self)]
         width = max(8, *(len(n) for n, _ in rows))
         lines = [" " * width + "".join(f"{h:>7}" for h in heads)]
