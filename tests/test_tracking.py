@@ -212,6 +212,20 @@ def test_iou_tracker_without_motion_loses_fast_objects_in_gaps():
     assert list(out[5]) == [1] and list(out[10]) == [2]
 
 
+@pytest.mark.parametrize("name", TRACKERS)
+def test_similarity_is_injectable(name):
+    def centre_closeness(tracks: np.ndarray, dets: np.ndarray) -> np.ndarray:
+        ct = (tracks[:, :2] + tracks[:, 2:]) / 2
+        cd = (dets[:, :2] + dets[:, 2:]) / 2
+        return -np.linalg.norm(ct[:, None] - cd[None], axis=2)  # minus the distance in px
+
+    # 60 px a frame: boxes 40 px wide never overlap, but their centres stay within 70 px.
+    frames = [[box(100 + 60 * t, 100)] for t in range(6)]
+    assert [list(x) for x in run(TRACKERS[name](min_hits=1), frames)] == [[t + 1] for t in range(6)]
+    tracker = TRACKERS[name](min_hits=1, iou_threshold=-70, similarity=centre_closeness)
+    assert [list(x) for x in run(tracker, frames)] == [[1]] * 6
+
+
 def test_bytetrack_low_score_boxes_continue_but_never_start_tracks():
     tracker = ByteTracker(min_hits=1)
     frames = [[box(100 + 5 * t, 100), box(400, 300)] for t in range(5)]
