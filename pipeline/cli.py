@@ -56,7 +56,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_table(summary["stages"]), file=sys.stderr)
         for m in summary.get("models", []):
-            print(f"model {m.get('name')}: backend {m.get('backend')}, device {m.get('device')}, "
+            print(f"model {m.get('model')}: backend {m.get('backend')}, device {m.get('device')}, "
                   f"precision {m.get('precision')}", file=sys.stderr)
     line = (f"{summary['status']}: {summary['frames']} frames in {summary['duration_s']:.1f}s "
             f"({summary['fps'] or 0:.1f} fps) -> {args.output}")

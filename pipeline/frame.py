@@ -117,10 +117,10 @@ class Detections:
     def concat(cls, parts: Sequence[Detections]) -> Detections:
         """Stack several Detections; attributes missing in a part are filled with None."""
         parts = [p for p in parts if p is not None]
-        if not parts:
-            return cls.empty()
-        if len(parts) == 1:
-            return parts[0]
+        nonempty = [p for p in parts if len(p)]
+        if len(nonempty) <= 1:  # empty parts carry no rows, so their missing attributes don't matter
+            return nonempty[0] if nonempty else (parts[0] if parts else cls.empty())
+        parts = nonempty
         names: list[str] = []
         for p in parts:
             names += [k for k in p.attributes if k not in names]

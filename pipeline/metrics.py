@@ -84,7 +84,8 @@ def format_table(stages: dict[str, dict[str, Any]]) -> str:
     rows = [head, "-" * len(head)]
     for sid, m in stages.items():
         def num(v: Any, fmt: str) -> str:
-            return format(v, fmt) if isinstance(v, (int, float)) else "-"
+            width = int(fmt.split(".")[0])
+            return format(v, fmt) if isinstance(v, (int, float)) else "-".rjust(width)
         rows.append(
             f"{sid[:15]:<16}{m['kind'][:19]:<20}{m['frames_in']:>7}{m['frames_out']:>7}{num(m['fps'], '9.1f')}"
             f"{num(m['latency_ms_p50'], '9.2f')}{num(m['latency_ms_p99'], '9.2f')}{m['queue_depth_max']:>7}"
