@@ -7,6 +7,7 @@ pipeline:  a pipeline's fps beside a plain sequential loop doing the same work o
 
 from __future__ import annotations
 
+import functools
 import queue
 import tempfile
 import threading
@@ -58,9 +59,9 @@ def transport_bench(size: tuple[int, int] = (1920, 1080), n: int = 300) -> list[
         for transport in ("inproc", "ipc", "tcp"):
             rx = LinkReceiver(endpoint(transport, "bench", run_dir=run_dir), "lossless", 4)
             tx = LinkSender(rx.address, "lossless", 4)
-            warm = frames[:10]
-            _timed_handoff(tx.send, lambda: rx.recv(5000), warm)
-            per = _timed_handoff(tx.send, lambda: rx.recv(5000), frames)
+            take = functools.partial(rx.recv, 5000)
+            _timed_handoff(tx.send, take, frames[:10])  # warm-up: connect, allocate
+            per = _timed_handoff(tx.send, take, frames)
             rows.append({"link": f"vigil {transport} link", "ms_per_frame": per * 1000})
             tx.close(0)
             rx.close()
