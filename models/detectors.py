@@ -72,6 +72,10 @@ class BackendDetector(Detector):
         self.labels: Sequence[str] = resolved.labels or ()
         self.label_offset = resolved.label_offset
         self.input_size = self.spec.size or self._size_from_backend(loaded.backend)
+        if resolved.user_file:  # a user's file: the tensor layout comes from the model itself
+            shape = loaded.backend.inputs[0].shape if loaded.backend.inputs else ()
+            if len(shape) == 4 and (shape[1] in (1, 3)) != (shape[3] in (1, 3)):
+                self.spec = self.spec.model_copy(update={"layout": "NCHW" if shape[1] in (1, 3) else "NHWC"})
         self.input_name = loaded.backend.inputs[0].name
         self.output_names = [o.name for o in resolved.format.outputs]
 
