@@ -188,3 +188,20 @@ def test_openvino_detector_path_never_imports_tensorflow(models_dir: Path) -> No
     env = {"VIGIL_MODELS": str(models_dir), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
     proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr[-2000:]
+
+
+@pytest.mark.model
+def test_auto_falls_back_to_the_backend_whose_files_are_present(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import models.loader as loader
+
+    detect = "ssd/ssd_mobilenet_v1_coco_quant_detect.tflite"
+    (tmp_path / "ssd").mkdir()
+    (tmp_path / detect).symlink_to(models_dir / detect)
+    monkeypatch.setenv("VIGIL_MODELS", str(tmp_path))
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    monkeypatch.setattr(loader, "rank_backends", lambda *a, **k: [("openvino", "fastest"), ("tensorflow", "cpu")])
+    choice = loader.choose("ssd-mobilenet-v1-coco", "auto")
+    assert (choice.backend, choice.resolved.format.id) == ("tensorflow", "detect")
+    assert "openvino files are not present" in choice.reason
