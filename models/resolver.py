@@ -39,7 +39,7 @@ def models_cache_dir() -> Path:
 
 def search_roots() -> list[Path]:
     """`$VIGIL_MODELS` entries (in order), then the user cache."""
-    roots = [Path(p).expanduser().absolute() for p in os.environ.get("VIGIL_MODELS", "").split(os.pathsep) if p.strip()]
+    roots = [Path(p).expanduser().resolve() for p in os.environ.get("VIGIL_MODELS", "").split(os.pathsep) if p.strip()]
     cache = models_cache_dir()
     if cache not in roots:
         roots.append(cache)
