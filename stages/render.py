@@ -155,7 +155,8 @@ class Render(Stage):
         self._trails: dict[tuple[str, int], deque[tuple[int, int]]] = {}
         self._last_seen: dict[tuple[str, int], int] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (last arrival, smoothed fps)
-        self._overlays: dict[tuple[str, str], dict[str, Any]] = {}  # (source, event stage) -> geometry/counts
+        self._overlays: dict[tuple[str, str, str], dict[str, Any]] = {}  # (source, stage, name) -> line/zone points
+        self._counts: dict[tuple[str, str], dict[str, Any]] = {}  # (source, stage) -> latest counts
 
     def colour(self, label: str, class_id: int, track_id: int) -> BGR:
         """The colour of one detection (stable per class, or per track id)."""
@@ -231,22 +232,25 @@ class Render(Stage):
             self._draw_tag(canvas, f"{source} {fps:.1f} fps", (0, 0), (40, 40, 40))
 
     def _draw_events(self, canvas: np.ndarray, source: str, events: Sequence[Event]) -> None:
-        # Analytics may send geometry only with some events: remember the latest per emitting stage.
+        # Analytics may send geometry only with some events: remember the latest geometry per
+        # (stage, line/zone name) — one zone stage may watch several zones — and counts per stage.
         for event in events:
-            overlay = self._overlays.setdefault((source, event.stage or event.type), {})
-            overlay.update({k: event.data[k] for k in ("line", "zone", "counts") if event.data.get(k) is not None})
-        lines = []
-        for (src, name), overlay in self._overlays.items():
+            stage = event.stage or event.type
+            geometry = {k: event.data[k] for k in ("line", "zone") if event.data.get(k) is not None}
+            if geometry:
+                self._overlays.setdefault((source, stage, str(event.data.get("name", ""))), {}).update(geometry)
+            if isinstance(event.data.get("counts"), Mapping):
+                self._counts[(source, stage)] = dict(event.data["counts"])
+        for (src, stage, name), overlay in self._overlays.items():
             if src != source:
                 continue
-            colour = colour_for(f"event:{name}")
+            colour = colour_for(f"event:{stage}:{name}")
             for key in ("zone", "line"):
                 pts = _points(overlay.get(key), canvas.shape)
                 if pts is not None:
                     cv2.polylines(canvas, [pts], key == "zone", colour, self.options.thickness, cv2.LINE_AA)
-            counts = overlay.get("counts")
-            if isinstance(counts, Mapping) and counts:
-                lines.append(f"{name}: " + " ".join(f"{k}={_number(v)}" for k, v in counts.items()))
+        lines = [f"{stage}: " + " ".join(f"{k}={_number(v)}" for k, v in counts.items())
+                 for (src, stage), counts in self._counts.items() if src == source and counts]
         y = canvas.shape[0] - 4
         for text in reversed(lines):
             self._draw_tag(canvas, text, (0, y), (40, 40, 40))
@@ -256,7 +260,8 @@ class Render(Stage):
         for store in (self._trails, self._last_seen):
             for key in [k for k in store if k[0] == source]:
                 del store[key]
-        for key in [k for k in self._overlays if k[0] == source]:
-            del self._overlays[key]
+        for store in (self._overlays, self._counts):
+            for key in [k for k in store if k[0] == source]:
+                del store[key]
         self._clock.pop(source, None)
         return []

@@ -217,3 +217,19 @@ def test_display_on_headless_opencv_says_what_to_install(tmp_path: Path) -> None
         pytest.skip("this OpenCV has a GUI")
     with pytest.raises(ConfigError, match=r"opencv-python<5"):
         make("sink.display", tmp_path)
+
+
+def test_render_draws_every_zone_of_one_zone_stage():
+    # regression: overlays were keyed by stage only, so a stage with two zones drew just the last one
+    from pipeline.frame import Event
+
+    cls = get_kind("render")
+    stage = cls(cls.Options(), StageContext(stage_id="draw"))
+    stage.setup()
+    image = np.zeros((100, 200, 3), np.uint8)
+    left = Event("zone_occupancy", "zones", None, {"name": "left", "zone": [[10, 10], [60, 10], [60, 60], [10, 60]],
+                                                     "counts": {"left": 0, "right": 0}})
+    right = Event("zone_occupancy", "zones", None, {"name": "right", "zone": [[120, 10], [180, 10], [180, 60], [120, 60]],
+                                                      "counts": {"left": 0, "right": 0}})
+    out = stage.process(Frame("cam", 0, 0.0, 0.0, image, events=(left, right)))
+    assert out.annotated[10:61, 10].any() and out.annotated[10:61, 120].any()  # both polygons' left edges
