@@ -125,7 +125,7 @@ def run_model_bench(
     that runs them and every device it has here; `seconds` per row (half latency, half throughput).
     Rows whose files are missing are skipped with a log line."""
     catalog = load_catalog()
-    entries: list[ModelEntry] = [catalog.get(m) for m in models] if models else list(catalog)
+    entries: list[ModelEntry] = [catalog.get(m) for m in models] if models else list(catalog.models)
     frame = _image(image)
     rows: list[dict[str, Any]] = []
     for entry in entries:

@@ -9,7 +9,7 @@ A bad entry is a `ModelError` that names the entry and the field (`models[3].for
 from __future__ import annotations
 
 import difflib
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from functools import lru_cache
 from importlib import resources
 from pathlib import Path, PurePosixPath
@@ -227,9 +227,6 @@ class Catalog(_Strict):
                     if f.sha256 is None or f.bytes is None or f.source is None:
                         raise ValueError(f"{entry.name}: file {f.path} needs bytes, sha256 and source")
         return self
-
-    def __iter__(self) -> Iterator[ModelEntry]:  # type: ignore[override]
-        return iter(self.models)
 
     def names(self) -> list[str]:
         return [m.name for m in self.models]

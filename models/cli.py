@@ -26,7 +26,7 @@ EXIT_MODEL = ModelError.exit_code
 def _entries(names: Sequence[str] | None) -> list[ModelEntry]:
     catalog = load_catalog()
     if not names or list(names) == ["all"]:
-        return list(catalog)
+        return list(catalog.models)
     return [catalog.get(n) for n in names]
 
 

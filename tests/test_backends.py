@@ -42,6 +42,15 @@ def test_auto_prefers_openvino_on_intel_and_as_the_cpu_path() -> None:
     assert rank_backends(["openvino", "opencv"], [], _hw(nvidia_gpu=True, opencv_cuda=True))[0][0] == "opencv"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the sha256 verification cache out of the user's home."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def x_nchw() -> np.ndarray:
     return np.random.default_rng(0).uniform(0, 255, (1, 3, 416, 416)).astype(np.float32)

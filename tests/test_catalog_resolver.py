@@ -60,7 +60,7 @@ def test_catalog_lists_every_manifest_model_with_typed_fields() -> None:
 
 @pytest.mark.model
 def test_catalog_sizes_and_hashes_match_the_shared_files(models_dir: Path) -> None:
-    for entry in load_catalog():
+    for entry in load_catalog().models:
         for fmt in entry.formats:
             for f in fmt.files:
                 path = models_dir / f.path

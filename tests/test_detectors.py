@@ -24,6 +24,15 @@ FACES = ["images/face_man_happy_intel_f0008.jpg", "images/face_woman_happy_pexel
 TF_BACKEND = {"tensorflow"}  # rows needing the TensorFlow import get its markers
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _private_cache(tmp_path_factory: pytest.TempPathFactory):
+    """Keep the sha256 verification cache out of the user's home."""
+    patch = pytest.MonkeyPatch()
+    patch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("xdg")))
+    yield
+    patch.undo()
+
+
 @pytest.fixture(scope="module")
 def image(media: Path):
     cache: dict[str, np.ndarray] = {}
