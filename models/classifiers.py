@@ -86,9 +86,14 @@ def build_classifier(
     mode: str = "latency",
     precision: str | None = None,
     labels: str | Path | None = None,
+    batch: int | None = None,
 ) -> Classifier:
-    """A ready classifier for a catalog name (emotion, age_gender, age, gender models)."""
+    """A ready classifier for a catalog name (emotion, age_gender, age, gender models).
+
+    batch: OpenVINO only; -1 reshapes a static batch-1 IR to a dynamic batch so N crops run as
+    one inference instead of N async requests.
+    """
     choice = choose(model, backend, labels=labels)
     if choice.resolved.format.decoder != "classifier":
         raise ModelError(f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} model, not a classifier")
-    return Classifier(open_backend(choice, device, threads, mode=mode, precision=precision))
+    return Classifier(open_backend(choice, device, threads, mode=mode, precision=precision, batch=batch))

@@ -136,15 +136,16 @@ def open_backend(
     *,
     mode: str = "latency",
     precision: str | None = None,
+    batch: int | None = None,
 ) -> LoadedModel:
-    """Load the chosen format on the chosen backend."""
+    """Load the chosen format on the chosen backend (`batch`: OpenVINO reshape, -1 = dynamic)."""
     fmt = choice.resolved.format
     names: Sequence[str] = [o.name for o in fmt.outputs]
     start = time.perf_counter()
     backend = load_backend(
         choice.resolved.path, choice.backend, device, threads, kind=fmt.kind,
         inputs=[fmt.input.name] if fmt.input.name else None, outputs=names or None,
-        mode=mode, input_shape=input_shape(fmt), precision=precision,
+        mode=mode, batch=batch, input_shape=input_shape(fmt), precision=precision,
     )
     elapsed = time.perf_counter() - start
     info = backend.info
