@@ -175,7 +175,10 @@ class OpenVinoBackend(Backend):
             for i, feed in enumerate(feeds):
                 self._queue.start_async(feed, userdata=i)
             self._queue.wait_all()
-        return [r for r in results if r is not None]
+        missing = [i for i, r in enumerate(results) if r is None]
+        if missing:
+            raise ModelError(f"OpenVINO async inference returned no result for request(s) {missing}")
+        return results  # type: ignore[return-value]
 
     def close(self) -> None:
         self._queue = None
