@@ -8,22 +8,9 @@ from typing import Any
 
 
 def add_models(sub: Any) -> None:
-    p = sub.add_parser("models", help="list, verify and fetch model files")
-    msub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
-    ls = msub.add_parser("list", help="every catalog model: task, backends, present or missing")
-    ls.set_defaults(func=lambda a: _models("cmd_list", a))
-    ver = msub.add_parser("verify", help="check the sha256 of every present model file")
-    ver.add_argument("names", nargs="*", help="only these models")
-    ver.set_defaults(func=lambda a: _models("cmd_verify", a))
-    fe = msub.add_parser("fetch", help="download a model from its source into the cache (verified)")
-    fe.add_argument("names", nargs="+", help="catalog names")
-    fe.set_defaults(func=lambda a: _models("cmd_fetch", a))
+    from models.cli import add_models_commands
 
-
-def _models(name: str, args: argparse.Namespace) -> int:
-    from models import cli as models_cli
-
-    return int(getattr(models_cli, name)(args) or 0)
+    add_models_commands(sub)
 
 
 def add_bench(sub: Any) -> None:
@@ -39,13 +26,12 @@ def add_bench(sub: Any) -> None:
     pl.add_argument("--set", action="append", metavar="PATH=VALUE")
     pl.add_argument("--max-frames", type=int, default=None, help="limit the input")
     pl.set_defaults(func=_bench_pipeline)
-    mo = bsub.add_parser("models", help="latency/throughput per model x backend x device")
-    mo.add_argument("names", nargs="*", help="only these models")
-    mo.add_argument("--seconds", type=float, default=3.0, help="time per measurement")
-    mo.set_defaults(func=_bench_models)
+    from models.cli import add_bench_models_command
+
+    add_bench_models_command(bsub)
     tk = bsub.add_parser("trackers", help="tracker cost per frame at 10, 100, 1000 objects")
     tk.set_defaults(func=_bench_trackers)
-    for q in (tr, pl, mo, tk):
+    for q in (tr, pl, tk):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
 
 
@@ -71,15 +57,6 @@ def _bench_pipeline(args: argparse.Namespace) -> int:
 
     rows = pipeline_bench(_load(args), args.max_frames)
     print(format_rows(rows))
-    _dump(args, rows)
-    return 0
-
-
-def _bench_models(args: argparse.Namespace) -> int:
-    from models.bench import format_model_bench, run_model_bench
-
-    rows = run_model_bench(args.names or None, args.seconds)
-    print(format_model_bench(rows))
     _dump(args, rows)
     return 0
 

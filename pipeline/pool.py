@@ -102,8 +102,9 @@ class PoolNode(Node):
                 self._spawn(slot)
             with self.cond:
                 held, slot.inflight = sorted(slot.inflight.items()), {}
-            for ticket, (msg, attempts) in held:
-                self._assign(ticket, msg, attempts + 1)
+            # A worker takes its messages in order: the oldest one it held is what it died on.
+            for i, (ticket, (msg, attempts)) in enumerate(held):
+                self._assign(ticket, msg, attempts + 1 if i == 0 else attempts)
 
     def _pick(self) -> _Slot:
         while True:
@@ -119,9 +120,12 @@ class PoolNode(Node):
 
     def _assign(self, ticket: int, msg: Message, attempts: int) -> None:
         if attempts > MAX_ATTEMPTS or all(s.dead for s in self.slots):
-            log.error("stage %s: passing ticket %d on unprocessed after %d failed deliveries", self.cfg.id, ticket, attempts - 1)
+            what = f"{msg.source}#{msg.seq}" if isinstance(msg, Frame) else f"ticket {ticket}"
+            log.error("stage %s: frame %s killed its worker %d times; passing it on unprocessed", self.cfg.id, what, attempts - 1)
             if isinstance(msg, Frame):
                 msg = msg.replace(errors=(*msg.errors, self.cfg.id))
+            if self.cfg.on_error == "stop":
+                self.on_fatal(f"stage {self.cfg.id}: frame {what} crashed the worker {attempts - 1} times")
             self.bypass.send(msg, self.abort, ticket=ticket, origin=-2)
             return
         slot = self._pick()

@@ -190,6 +190,8 @@ class Runner:
     def _wait_ready(self, nodes: list[Node]) -> None:
         for node in nodes:
             while not node.ready.wait(0.1):
+                if self.failure:  # e.g. a worker process that died before it could report
+                    raise _SetupFailed(self.failure, self.failure_code or StageError.exit_code)
                 if self.abort.is_set():
                     raise StageError("stopped while stages were starting")
             if node.failure:
