@@ -17,6 +17,8 @@ def _first_line(doc: str | None) -> str:
 def _options(model: type[BaseModel], indent: str = "    ") -> list[str]:
     lines = []
     for name, field in model.model_fields.items():
+        if field.exclude:  # internal (filled in by validation)
+            continue
         key = field.alias or name
         default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
         ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
