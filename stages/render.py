@@ -62,11 +62,15 @@ def format_attributes(attributes: Mapping[str, Any], show_scores: bool = True) -
 
     emotion -> "happy 0.88"; gender + age -> "F 31y"; anything else -> "k=v". A column named
     `<name>_score` (or `_conf`, `_prob`) is the score of `<name>`; dict values are class
-    probabilities and show their top class.
+    probabilities and show their top class. `<name>_probs` beside a shown `<name>` (the class
+    distribution behind the label) and point arrays (landmarks) are not text.
     """
-    values = {k: v for k, v in attributes.items() if not _is_missing(v)}
+    values = {k: v for k, v in attributes.items() if not _is_missing(v) and not isinstance(v, (np.ndarray, list, tuple))}
     scores: dict[str, float] = {}
     for name in list(values):
+        if name.endswith("_probs") and name[: -len("_probs")] in values:
+            del values[name]
+            continue
         for suffix in SCORE_SUFFIXES:
             base = name[: -len(suffix)]
             if name.endswith(suffix) and base in values:
