@@ -8,7 +8,7 @@ validated by the stage kind's own `Options` model.
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
 
@@ -181,7 +181,10 @@ def _friendly(err: dict[str, Any]) -> str:
     return msg[0].lower() + msg[1:] if msg else kind
 
 
-def _describe(path: Path_, message: str, lines: dict[Path_, int], origin: str) -> str:
+def _describe(path: Path_, message: str, lines: dict[Path_, int], origin: str,
+              overridden: Collection[Path_] = ()) -> str:
+    if any(tuple(path[: len(o)]) == o for o in overridden):
+        return f"{format_path(path)}: {message} (from --set)"
     probe = tuple(path)
     while probe not in lines and probe:
         probe = probe[:-1]
@@ -190,8 +193,10 @@ def _describe(path: Path_, message: str, lines: dict[Path_, int], origin: str) -
     return f"{format_path(path) or '<top>'}: {message}{where}"
 
 
-def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
-    """Apply `--set a.b.c=value` (stages and sources addressed by id or index; value is YAML)."""
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> set[Path_]:
+    """Apply `--set a.b.c=value` in place (stages and sources addressed by id or index; value is
+    YAML). Returns the YAML paths that were set, so their errors say `from --set`."""
+    changed: set[Path_] = set()
     for item in overrides:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected PATH=VALUE, e.g. stages.faces.with.min_neighbors=6")
@@ -202,6 +207,7 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
         except yaml.YAMLError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
         node: Any = raw
+        resolved: list[str | int] = []
         for depth, part in enumerate(parts):
             last = depth == len(parts) - 1
             here = format_path(parts[: depth + 1])
@@ -214,11 +220,13 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
                 else:
                     ids = [el.get("id") for el in node if isinstance(el, dict)]
                     raise ConfigError(f"--set {item!r}: no entry {part!r} in {format_path(parts[:depth])} (ids: {ids})")
+                resolved.append(idx)
                 if last:
                     node[idx] = value
                 else:
                     node = node[idx]
             elif isinstance(node, dict):
+                resolved.append(part)
                 if last:
                     node[part] = value
                 else:
@@ -227,7 +235,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
                         raise ConfigError(f"--set {item!r}: {here} is empty")
             else:
                 raise ConfigError(f"--set {item!r}: {format_path(parts[:depth])} is not a mapping or list")
-    return raw
+        changed.add(tuple(resolved))
+    return changed
 
 
 def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[Path_, int]]:
@@ -246,9 +255,14 @@ def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[
     return raw, _line_map(node)
 
 
-def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>", origin: str = "file") -> PipelineConfig:
+def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>", origin: str = "file",
+             overridden: Collection[Path_] = ()) -> PipelineConfig:
     """Validate a parsed pipeline; raise one ConfigError listing every problem found."""
     problems: list[str] = []
+
+    def describe(path: Path_, message: str) -> str:
+        return _describe(path, message, lines, origin, overridden)
+
     try:
         config = PipelineConfig.model_validate(raw)
     except ValidationError as exc:
@@ -256,15 +270,15 @@ def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>
             path = tuple(err["loc"])
             if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), _PathError):
                 pe = err["ctx"]["error"]
-                problems.append(_describe(pe.path, pe.message, lines, origin))
+                problems.append(describe(pe.path, pe.message))
             else:
-                problems.append(_describe(_with_alias(path), _friendly(err), lines, origin))
+                problems.append(describe(_with_alias(path), _friendly(err)))
         raise ConfigError(f"{name}: invalid pipeline\n  " + "\n  ".join(problems)) from None
     for i, stage in enumerate(config.stages):
         try:
             cls = get_kind(stage.kind)
         except ConfigError as exc:
-            problems.append(_describe(("stages", i, "kind"), str(exc), lines, origin))
+            problems.append(describe(("stages", i, "kind"), str(exc)))
             continue
         try:
             stage.options = cls.Options.model_validate(stage.with_)
@@ -274,10 +288,10 @@ def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>
                 msg = _friendly(err)
                 if err["type"] == "extra_forbidden":
                     msg += f" (known: {', '.join(cls.Options.model_fields) or 'none'})"
-                problems.append(_describe(path, msg, lines, origin))
+                problems.append(describe(path, msg))
             continue
         if stage.workers > 1 and cls.stateful:
-            problems.append(_describe(("stages", i, "workers"), f"{stage.kind} keeps state across frames; workers must be 1", lines, origin))
+            problems.append(describe(("stages", i, "workers"), f"{stage.kind} keeps state across frames; workers must be 1"))
     if problems:
         raise ConfigError(f"{name}: invalid pipeline\n  " + "\n  ".join(problems))
     return config
@@ -293,9 +307,8 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     if not p.is_file():
         raise ConfigError(f"{p}: no such pipeline file")
     raw, lines = parse_yaml(p.read_text(encoding="utf-8"), str(p))
-    if overrides:
-        raw = apply_overrides(raw, overrides)
-    return validate(raw, lines, str(p))
+    overridden = apply_overrides(raw, overrides) if overrides else set()
+    return validate(raw, lines, str(p), overridden=overridden)
 
 
 def options_of(stage: StageConfig) -> Options:
