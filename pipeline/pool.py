@@ -182,7 +182,7 @@ class PoolNode(Node):
                     slot.handle.terminate()
             if slot.sender is not None:
                 slot.sender.close(linger_ms=0)
-        self.bypass.close(linger_ms=0)
+        self.bypass.close(linger_ms=0 if self.abort.is_set() else 2000)  # pass-throughs (stream end too) may be queued
         self.receiver.close()
 
     def _collect(self) -> None:
