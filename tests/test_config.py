@@ -255,6 +255,19 @@ def test_unreadable_file_is_one_clear_line(tmp_path: Path, text: str, expected: 
     assert problems(path) == f"{path}: {expected}"
 
 
+def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
+    """YAML itself keeps the last of two equal keys; a pipeline that says `kind` twice is a mistake
+    that must be reported, not silently half-applied."""
+    path = write(tmp_path, """
+        stages:
+          - id: faces
+            kind: detect.haar
+            kind: render
+        """)
+    message = problems(path)
+    assert "duplicate" in message and "kind" in message and "line 4" in message, message
+
+
 def test_missing_file(tmp_path: Path) -> None:
     assert problems(tmp_path / "nope.yaml") == f"{tmp_path / 'nope.yaml'}: no such pipeline file"
 
