@@ -24,8 +24,10 @@ from pipeline.transport import LinkReceiver, LinkSender, Stopped
 from pipeline.wire import Control, Envelope, Message
 
 log = logging.getLogger("vigil.runner")
-MAX_RESTARTS = 3  # per worker slot
 MAX_ATTEMPTS = 3  # deliveries of one message before it is passed on unprocessed
+# Deaths in a row without a finished message before a worker slot is given up: the first death
+# names no culprit (several messages were in flight), then the culprit may kill MAX_ATTEMPTS more.
+MAX_RESTARTS = MAX_ATTEMPTS + 1
 
 
 class Node:

@@ -12,7 +12,7 @@ import itertools
 import logging
 import multiprocessing as mp
 import threading
-from collections import defaultdict
+from collections import defaultdict, deque
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -34,7 +34,9 @@ class _Slot:
     sender: LinkSender | None = None
     handle: Any = None  # threading.Thread | mp.Process
     inflight: dict[int, tuple[Message, int]] = field(default_factory=dict)  # ticket -> (message, attempts)
-    restarts: int = 0
+    backlog: deque[tuple[int, Message, int]] = field(default_factory=deque)  # resent one at a time after a crash
+    probing: bool = False  # after a crash: one message in flight, so the next death names its culprit
+    no_progress: int = 0  # restarts since this worker last finished a message
     ready: bool = False
     dead: bool = False
 
@@ -84,55 +86,94 @@ class PoolNode(Node):
         slot.handle.start()
 
     def _check_workers(self) -> None:
-        """Restart worker processes that died, and resend what they held."""
+        """Restart worker processes that died; what they held is resent one message at a time."""
         if self.cfg.placement != "process":
             return
         for slot in self.slots:
             if slot.dead or slot.handle is None or slot.handle.exitcode is None:
                 continue
-            slot.restarts += 1
-            self.metrics.restarts += 1
-            log.error("stage %s: worker %d died (exit code %s) holding %d frame(s); restart %d/%d", self.cfg.id,
-                      slot.index, slot.handle.exitcode, len(slot.inflight), slot.restarts, MAX_RESTARTS)
-            if slot.restarts > MAX_RESTARTS:
-                slot.dead = True
-                if all(s.dead for s in self.slots):
-                    self.on_fatal(f"stage {self.cfg.id}: every worker died {MAX_RESTARTS + 1} times")
-            else:
-                self._spawn(slot)
             with self.cond:
                 held, slot.inflight = sorted(slot.inflight.items()), {}
-            # A worker takes its messages in order: the oldest one it held is what it died on.
-            for i, (ticket, (msg, attempts)) in enumerate(held):
-                self._assign(ticket, msg, attempts + 1 if i == 0 else attempts)
+            # Only a death with a single message in flight says which message killed it.
+            culprit = held[0][0] if slot.probing and len(held) == 1 else None
+            requeue = [(t, m, a + 1 if t == culprit else a) for t, (m, a) in held] + list(slot.backlog)
+            slot.backlog.clear()
+            slot.no_progress += 1
+            self.metrics.restarts += 1
+            log.error("stage %s: worker %d died (exit code %s) holding %d frame(s); restart %d/%d", self.cfg.id,
+                      slot.index, slot.handle.exitcode, len(held), slot.no_progress, MAX_RESTARTS)
+            if slot.no_progress > MAX_RESTARTS:
+                slot.dead = True
+                if all(s.dead for s in self.slots):
+                    self.on_fatal(f"stage {self.cfg.id}: every worker died {MAX_RESTARTS + 1} times without finishing a frame")
+                for ticket, msg, attempts in requeue:
+                    self._assign(ticket, msg, attempts)
+                continue
+            self._spawn(slot)
+            slot.probing = True
+            for ticket, msg, attempts in requeue:
+                if attempts > MAX_ATTEMPTS:
+                    self._bypass(ticket, msg, f"killed its worker {attempts - 1} times")
+                else:
+                    slot.backlog.append((ticket, msg, attempts))
 
-    def _pick(self) -> _Slot:
+    def _feed_backlogs(self) -> None:
+        for slot in self.slots:
+            if slot.probing and not slot.dead and not slot.inflight:
+                if slot.backlog:
+                    self._send(slot, *slot.backlog.popleft())
+                else:
+                    slot.probing = False
+
+    def _pick(self) -> _Slot | None:
+        """The least busy worker with room; None when no worker is left."""
         while True:
             with self.cond:
                 alive = [s for s in self.slots if not s.dead]
-                free = [s for s in alive if len(s.inflight) < self.capacity]
+                if not alive:
+                    return None
+                free = [s for s in alive if not s.probing and len(s.inflight) < self.capacity]
                 if free:
                     return min(free, key=lambda s: len(s.inflight))
-                if self.abort.is_set() or not alive:
+                if self.abort.is_set():
                     raise Stopped()
                 self.cond.wait(0.1)
             self._check_workers()
+            self._feed_backlogs()
 
-    def _assign(self, ticket: int, msg: Message, attempts: int) -> None:
-        if attempts > MAX_ATTEMPTS or all(s.dead for s in self.slots):
-            what = f"{msg.source}#{msg.seq}" if isinstance(msg, Frame) else f"ticket {ticket}"
-            log.error("stage %s: frame %s killed its worker %d times; passing it on unprocessed", self.cfg.id, what, attempts - 1)
-            if isinstance(msg, Frame):
-                msg = msg.replace(errors=(*msg.errors, self.cfg.id))
-            if self.cfg.on_error == "stop":
-                self.on_fatal(f"stage {self.cfg.id}: frame {what} crashed the worker {attempts - 1} times")
-            self.bypass.send(msg, self.abort, ticket=ticket, origin=-2)
-            return
-        slot = self._pick()
+    def _send(self, slot: _Slot, ticket: int, msg: Message, attempts: int) -> None:
         with self.cond:
             slot.inflight[ticket] = (msg, attempts)
-        assert slot.sender is not None
-        slot.sender.send(msg, self.abort, ticket=ticket)
+        sender = slot.sender
+        assert sender is not None
+        while True:
+            try:
+                sender.send(msg, self.abort, ticket=ticket, timeout_s=0.5)
+                return
+            except TimeoutError:  # full, or its worker died: a dead worker's messages are requeued
+                self._check_workers()
+                if slot.dead or slot.sender is not sender:
+                    return
+
+    def _assign(self, ticket: int, msg: Message, attempts: int) -> None:
+        if attempts > MAX_ATTEMPTS:
+            self._bypass(ticket, msg, f"killed its worker {attempts - 1} times")
+            return
+        slot = self._pick()
+        if slot is None:
+            self._bypass(ticket, msg, "no worker left")
+        else:
+            self._send(slot, ticket, msg, attempts)
+
+    def _bypass(self, ticket: int, msg: Message, why: str) -> None:
+        """Pass a message on unprocessed (marked), straight to the collector."""
+        if isinstance(msg, Frame):
+            what = f"frame {msg.source}#{msg.seq}"
+            log.error("stage %s: %s %s; passing it on unprocessed", self.cfg.id, what, why)
+            msg = msg.replace(errors=(*msg.errors, self.cfg.id))
+            if self.cfg.on_error == "stop":
+                self.on_fatal(f"stage {self.cfg.id}: {what} {why}")
+        self.bypass.send(msg, self.abort, ticket=ticket, origin=-2)
 
     # ------------------------------------------------------------------------------ threads
     def start(self) -> None:
@@ -146,9 +187,10 @@ class PoolNode(Node):
         try:
             while not self.abort.is_set():
                 self._check_workers()
+                self._feed_backlogs()
                 if ended >= self.sources:
                     with self.cond:
-                        if not any(s.inflight for s in self.slots):
+                        if not any(s.inflight or s.backlog for s in self.slots):
                             break
                         self.cond.wait(0.1)
                     continue
@@ -210,7 +252,8 @@ class PoolNode(Node):
                 done[env.ticket] = msgs
                 with self.cond:
                     for slot in self.slots:
-                        slot.inflight.pop(env.ticket, None)
+                        if slot.inflight.pop(env.ticket, None) is not None:
+                            slot.no_progress = 0
                     self.cond.notify_all()
                 while next_ticket in done:
                     out = done.pop(next_ticket)

@@ -54,6 +54,7 @@ class Runner:
         self.abort = threading.Event()  # stop now
         self.failure: str | None = None
         self.failure_code = 0
+        self.failures: list[str] = []  # every failure, the first one decides the exit code
         self.stop_requested = False
         self._signals = 0
         self._lock = threading.Lock()
@@ -70,6 +71,7 @@ class Runner:
 
     def _fatal(self, message: str, code: int = StageError.exit_code) -> None:
         with self._lock:
+            self.failures.append(message)
             if self.failure is None:
                 self.failure, self.failure_code = message, code
         self.request_stop()
@@ -270,6 +272,7 @@ class Runner:
             "status": status,
             "exit_code": code,
             "error": self.failure,
+            "errors": list(self.failures),
             "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
             "duration_s": round(duration, 3),
             "frames": frames,

@@ -23,6 +23,7 @@ import numpy as np
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
 from pipeline.frame import Frame, SourceInfo
+from pipeline.transport import Stopped
 from pipeline.wire import Message, StreamEnd, StreamStart
 
 log = logging.getLogger("vigil.capture")
@@ -316,6 +317,8 @@ def capture_loop(reader: Reader, cfg: SourceConfig, send: Callable[[Message], bo
                 break
         if stop.is_set():
             reason = "stopped"
+    except Stopped:  # the run is stopping now: not a capture failure
+        raise
     except Exception as exc:  # a reader failure ends this source, not the run
         log.error("source %s: capture failed at frame %d: %s", cfg.id, seq, exc)
         reason = "error"
