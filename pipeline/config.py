@@ -303,7 +303,7 @@ def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>
                     msg += f" (known: {', '.join(cls.Options.model_fields) or 'none'})"
                 problems.append(describe(path, msg))
             continue
-        if stage.workers > 1 and cls.stateful:
+        if stage.workers > 1 and cls.is_stateful(stage.options):
             problems.append(describe(("stages", i, "workers"), f"{stage.kind} keeps state across frames; workers must be 1"))
     if problems:
         raise ConfigError(f"{name}: invalid pipeline\n  " + "\n  ".join(problems))

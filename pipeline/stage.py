@@ -27,21 +27,29 @@ from pipeline.frame import Frame, SourceInfo
 
 ENTRY_POINT_GROUP = "vigil.stages"
 
-# Modules of stages/ that hold the built-in kinds; imported on first registry use.
-BUILTIN_MODULES = (
-    "stages.debug",
-    "stages.detect_haar",
-    "stages.filters",
-    "stages.render",
-    "stages.sinks",
-)
-# Optional built-ins: imported when present (they land with later work).
-OPTIONAL_BUILTIN_MODULES = (
-    "stages.detect_dnn",
-    "stages.classify",
-    "stages.track",
-    "stages.analytics",
-)
+# Built-in kinds and the module that registers each: a run imports only the modules it uses
+# (importing every family costs about a second, mostly SciPy for the trackers).
+BUILTIN_KINDS = {
+    "analytics.line": "stages.analytics",
+    "analytics.zone": "stages.analytics",
+    "classify.age_gender": "stages.classify",
+    "classify.emotion": "stages.classify",
+    "classify.keras": "stages.classify",
+    "debug.fault": "stages.debug",
+    "detect.face": "stages.detect_dnn",
+    "detect.haar": "stages.detect_haar",
+    "detect.ssd": "stages.detect_dnn",
+    "detect.yolo": "stages.detect_dnn",
+    "filter.sketch": "stages.filters",
+    "render": "stages.render",
+    "sink.display": "stages.sinks",
+    "sink.images": "stages.sinks",
+    "sink.jsonl": "stages.sinks",
+    "sink.video": "stages.sinks",
+    "track.bytetrack": "stages.track",
+    "track.iou": "stages.track",
+    "track.sort": "stages.track",
+}
 
 
 class Options(BaseModel):
@@ -78,6 +86,11 @@ class Stage:
     Options: ClassVar[type[Options]] = NoOptions
     stateful: ClassVar[bool] = False
 
+    @classmethod
+    def is_stateful(cls, options: Options) -> bool:
+        """Whether results depend on earlier frames with these options (then workers must be 1)."""
+        return cls.stateful
+
     def __init__(self, options: Options, context: StageContext) -> None:
         self.options = options
         self.context = context
@@ -110,7 +123,7 @@ class Stage:
 
 
 _REGISTRY: dict[str, type[Stage]] = {}
-_LOADED = False
+_PLUGINS_LOADED = False
 
 
 def register(kind: str) -> Callable[[type[Stage]], type[Stage]]:
@@ -126,39 +139,40 @@ def register(kind: str) -> Callable[[type[Stage]], type[Stage]]:
     return wrap
 
 
-def _load_builtins() -> None:
-    global _LOADED
-    if _LOADED:
+def _load_plugins() -> None:
+    """Third-party kinds from the `vigil.stages` entry-point group (a broken one is logged, skipped)."""
+    global _PLUGINS_LOADED
+    if _PLUGINS_LOADED:
         return
-    _LOADED = True
-    for name in BUILTIN_MODULES:
-        importlib.import_module(name)
-    for name in OPTIONAL_BUILTIN_MODULES:
-        try:
-            importlib.import_module(name)
-        except ModuleNotFoundError as exc:
-            if exc.name != name:
-                raise
+    _PLUGINS_LOADED = True
     for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+        if ep.name in _REGISTRY:
+            continue
         try:
             cls = ep.load()
-        except Exception as exc:  # a broken plugin must not break the built-ins
+        except Exception as exc:
             logging.getLogger("vigil").warning("stage plugin %s failed to load: %s", ep.name, exc)
             continue
         register(ep.name)(cls)
 
 
 def kinds() -> dict[str, type[Stage]]:
-    """Every registered kind, sorted by name."""
-    _load_builtins()
+    """Every registered kind (built-ins and plugins), sorted by name."""
+    for module in sorted(set(BUILTIN_KINDS.values())):
+        importlib.import_module(module)
+    _load_plugins()
     return dict(sorted(_REGISTRY.items()))
 
 
 def get_kind(kind: str) -> type[Stage]:
-    _load_builtins()
+    if kind not in _REGISTRY and kind in BUILTIN_KINDS:
+        importlib.import_module(BUILTIN_KINDS[kind])
+    if kind not in _REGISTRY:
+        _load_plugins()
     try:
         return _REGISTRY[kind]
     except KeyError:
-        close = difflib.get_close_matches(kind, list(_REGISTRY), n=3, cutoff=0.5)
-        hint = f"; did you mean {', '.join(close)}?" if close else f"; known kinds: {', '.join(sorted(_REGISTRY))}"
+        known = sorted({*BUILTIN_KINDS, *_REGISTRY})
+        close = difflib.get_close_matches(kind, known, n=3, cutoff=0.5)
+        hint = f"; did you mean {', '.join(close)}?" if close else f"; known kinds: {', '.join(known)}"
         raise ConfigError(f"unknown stage kind {kind!r}{hint}") from None

@@ -112,6 +112,10 @@ class CropClassifierStage(Stage):
     """Shared shell: gather crops of all frames, one batched inference, attributes, smoothing."""
 
     stateful: ClassVar[bool] = True  # per-track smoothing windows (harmless without a tracker)
+
+    @classmethod
+    def is_stateful(cls, options: Options) -> bool:
+        return bool(getattr(options, "smoothing", True))  # without smoothing, frames are independent
     columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: ClassifyOptions, context: StageContext) -> None:

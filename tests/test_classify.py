@@ -487,3 +487,12 @@ def test_keras_classifier_on_whole_frames_with_a_labels_file(keras_models, still
         want = "bright" if mean > 0.5 else "dark"
         assert det.label[1] == want == det.attributes["light"][1] and det.class_id[1] == ["dark", "bright"].index(want)
         assert det.attributes["light_score"][1] > 0.5
+
+
+def test_classifier_without_smoothing_may_run_as_several_workers(tmp_path):
+    from pipeline.config import load_config
+
+    with pytest.raises(ConfigError, match="workers must be 1"):
+        load_config("configs/deep_surveillance.yaml", ["stages.emotion.workers=2"])
+    config = load_config("configs/deep_surveillance.yaml", ["stages.emotion.workers=2", "stages.emotion.with.smoothing=false"])
+    assert config.stage("emotion").workers == 2

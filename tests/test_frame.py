@@ -50,3 +50,23 @@ def test_frame_record_is_the_public_jsonl_schema():
     assert list(rec)[:4] == ["source", "seq", "pts", "detections"]
     assert rec["index"] == 12 and rec["events"][0] == {"type": "zone_enter", "stage": "zone", "track_id": 7, "zone": "till"}
     assert set(rec["detections"][0]) == {"box", "score", "label", "class_id", "track_id", "attributes"}
+
+
+def test_builtin_kind_table_matches_what_the_modules_register():
+    from pipeline.stage import BUILTIN_KINDS, kinds
+
+    registered = kinds()
+    assert set(BUILTIN_KINDS) <= set(registered)
+    for kind, module in BUILTIN_KINDS.items():
+        assert registered[kind].kind == kind
+        assert registered[kind].__module__.startswith(module.rsplit(".", 1)[0])
+
+
+def test_a_run_imports_only_the_stage_modules_it_uses():
+    import subprocess
+    import sys
+
+    code = ("import sys; from pipeline.config import load_config; load_config('configs/faces_haar.yaml'); "
+            "print('scipy' in sys.modules, 'stages.track' in sys.modules, 'tensorflow' in sys.modules)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout.split()
+    assert out == ["False", "False", "False"]

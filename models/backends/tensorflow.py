@@ -11,6 +11,7 @@ different values are logged and ignored. TFLite files go to `models.backends.lit
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Sequence
 from pathlib import Path
@@ -26,6 +27,9 @@ _THREADS: list[int] = []  # the thread count TF was configured with (process-wid
 
 
 def _import_tf() -> Any:
+    # TensorFlow's C++ start-up chatter (oneDNN, CPU features) is not for our users; --debug
+    # or an explicit TF_CPP_MIN_LOG_LEVEL brings it back.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         import tensorflow as tf
     except ImportError:
