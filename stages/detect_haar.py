@@ -14,6 +14,7 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator, model_validator
 
+from models.nms import nms
 from pipeline.errors import ModelError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
@@ -80,6 +81,11 @@ class HaarOptions(Options):
         "boxes are mapped back to full-frame pixels",
     )
     equalize: bool = Field(False, description="histogram-equalise the grayscale image before detecting")
+    overlap: float | None = Field(
+        0.3, gt=0, le=1,
+        description="drop a box overlapping a stronger one (cascade level weight) by more than this IoU; "
+        "null keeps every box OpenCV's grouping left",
+    )
     label: str = Field("face", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection")
 
@@ -147,12 +153,13 @@ class HaarDetector(Stage):
             gray = cv2.resize(gray, None, fx=factor, fy=factor, interpolation=cv2.INTER_AREA)
         if opts.equalize:
             gray = cv2.equalizeHist(gray)
-        found = self._cascade.detectMultiScale(
+        found, _, weights = self._cascade.detectMultiScale3(
             gray,
             scaleFactor=opts.scale_factor,
             minNeighbors=opts.min_neighbors,
             minSize=_scaled_size(opts.min_size, factor),
             maxSize=_scaled_size(opts.max_size, factor),
+            outputRejectLevels=True,  # gives each box's level weight, to rank overlapping boxes
         )
         if len(found) == 0:
             return np.zeros((0, 4), np.float32)
@@ -160,6 +167,9 @@ class HaarDetector(Stage):
         xyxy = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
         h, w = image.shape[:2]
         np.clip(xyxy, 0, [w, h, w, h], out=xyxy)
+        if opts.overlap is not None and len(xyxy) > 1:
+            # A face often also yields a box on the mouth and chin; the real one has the larger weight.
+            xyxy = xyxy[nms(xyxy, np.asarray(weights, np.float32).reshape(-1), opts.overlap)]
         # OpenCV's parallel scan returns faces in thread-dependent order; sort so runs repeat exactly.
         return xyxy[np.lexsort((xyxy[:, 1], xyxy[:, 0]))]
 

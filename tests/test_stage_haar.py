@@ -119,3 +119,15 @@ def test_cascade_by_short_name_or_path(tmp_path: Path) -> None:
     bad.write_text("<opencv_storage></opencv_storage>")
     with pytest.raises(ModelError, match="could not be loaded"):
         HaarDetector(HaarOptions(cascade=str(bad)), StageContext(stage_id="h")).setup()
+
+
+def test_overlap_filter_keeps_the_face_not_the_chin(media: Path, tmp_path: Path) -> None:
+    # On this clip the cascade also fires on the mouth and chin (a box ~34 px lower); the level
+    # weights rank the real face first, so the overlap filter keeps exactly one box: the upper one.
+    cap = cv2.VideoCapture(str(media / "videos/face_headpose_male_smiling_intel.mp4"))
+    ok, image = cap.read()
+    assert ok
+    both = run(image, tmp_path, overlap=None).detections.xyxy
+    kept = run(image, tmp_path).detections.xyxy
+    assert len(both) == 2 and len(kept) == 1
+    assert kept[0][1] == min(both[:, 1])  # the upper box: eyes and forehead, not the chin
