@@ -81,7 +81,7 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
                 arr = np.ascontiguousarray(arr)
                 arrays.append([name, *_array_meta(arr)])
                 buffers.append(arr)
-        head["det"] = {"lab": [str(x) for x in det.label], "arr": arrays, "obj": objects}
+        head["det"] = {"lab": [str(x) for x in det.label], "arr": arrays, "obj": objects, "ord": list(det.attributes)}
     elif isinstance(msg, StreamStart):
         head.update(t="start", info=asdict(msg.info))
     elif isinstance(msg, StreamEnd):
@@ -133,7 +133,7 @@ def decode(parts: list[Any]) -> Envelope:
     labels[:] = head["det"]["lab"]
     det = Detections(
         cols["xyxy"], cols["score"], cols["class_id"], labels, cols["track_id"],
-        {k[2:]: v for k, v in cols.items() if k.startswith("a:")},
+        {name: cols[f"a:{name}"] for name in head["det"]["ord"]},  # in the order the stages wrote them
     )
     frame = Frame(
         source=head["src"], seq=head["seq"], pts=head["pts"], wall=head["wall"], image=images[0],

@@ -116,6 +116,7 @@ def test_wire_round_trip_keeps_everything_and_gives_read_only_images():
     assert np.array_equal(out.image, frame.image) and not out.image.flags.writeable
     assert np.array_equal(out.annotated, frame.annotated)
     assert out.detections.to_records() == det.to_records()
+    assert list(out.detections.attributes) == ["age", "emotion", "probs"]  # JSONL keeps the stages' order
     assert out.events == frame.events and out.timings == {"faces": 0.01} and out.errors == ("x",)
     with pytest.raises(ValueError):
         out.image[0, 0, 0] = 1  # frames are immutable once sent
