@@ -32,6 +32,9 @@ def list_kinds() -> str:
     rows = ["Stage kinds (vigil stages KIND for options):", ""]
     for kind, cls in kinds().items():
         rows.append(f"  {kind:<22} {_first_line(cls.__doc__)}")
+        names = [f.alias or n for n, f in cls.Options.model_fields.items() if not f.exclude]
+        if names:
+            rows.append(f"  {'':<22} options: {', '.join(names)}")
     rows += ["", "Per-stage keys (beside kind/with):", *_options(StageConfig),
              "", "Source keys (sources: list):", *_options(SourceConfig)]
     return "\n".join(rows)
