@@ -70,21 +70,31 @@ def letterbox(
     return canvas, Letterbox(float(r), float(pad_x), float(pad_y))
 
 
+def box_area(xyxy: np.ndarray) -> np.ndarray:
+    """Area of each xyxy box (..., 4); boxes with negative width or height have area 0."""
+    return np.clip(xyxy[..., 2] - xyxy[..., 0], 0, None) * np.clip(xyxy[..., 3] - xyxy[..., 1], 0, None)
+
+
 def box_iou(a: ArrayLike, b: ArrayLike, dtype: DTypeLike = np.float32) -> np.ndarray:
     """Pairwise IoU of (N, 4) and (M, 4) xyxy boxes -> (N, M).
 
     Computed in `dtype` (float32 by default; the evaluation uses float64 to match pycocotools).
-    Empty inputs give an empty (N, M) matrix; pairs whose union is zero get IoU 0.
+    Empty inputs give an empty (N, M) matrix; pairs whose union is zero get IoU 0. Also the
+    trackers' default similarity (`stages.tracking.iou_matrix`).
     """
     a = np.asarray(a, dtype=dtype).reshape(-1, 4)
     b = np.asarray(b, dtype=dtype).reshape(-1, 4)
-    area_a = np.clip(a[:, 2] - a[:, 0], 0, None) * np.clip(a[:, 3] - a[:, 1], 0, None)
-    area_b = np.clip(b[:, 2] - b[:, 0], 0, None) * np.clip(b[:, 3] - b[:, 1], 0, None)
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    wh = np.clip(rb - lt, 0, None)
-    inter = wh[..., 0] * wh[..., 1]
-    union = area_a[:, None] + area_b[None, :] - inter
+    # Column by column, in place: a (N, M, 2) intermediate is several times slower at N = M = 1000.
+    iw = np.minimum(a[:, None, 2], b[None, :, 2])
+    iw -= np.maximum(a[:, None, 0], b[None, :, 0])
+    np.clip(iw, 0, None, out=iw)
+    ih = np.minimum(a[:, None, 3], b[None, :, 3])
+    ih -= np.maximum(a[:, None, 1], b[None, :, 1])
+    np.clip(ih, 0, None, out=ih)
+    inter = iw
+    inter *= ih
+    union = box_area(a)[:, None] + box_area(b)[None, :]
+    union -= inter
     return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
 
 

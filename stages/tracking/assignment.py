@@ -17,6 +17,8 @@ from collections.abc import Callable
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from models.geometry import box_area, box_iou
+
 Similarity = Callable[[np.ndarray, np.ndarray], np.ndarray]
 """(tracks (T, 4) xyxy, detections (N, 4) xyxy) -> (T, N) float, higher is more alike."""
 
@@ -24,29 +26,8 @@ Pairs = tuple[np.ndarray, np.ndarray, np.ndarray]
 """Candidate matches: row (track) indices, column (detection) indices, similarity."""
 
 
-def _area(boxes: np.ndarray) -> np.ndarray:
-    return np.clip(boxes[..., 2] - boxes[..., 0], 0, None) * np.clip(boxes[..., 3] - boxes[..., 1], 0, None)
-
-
-def iou_matrix(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Intersection over union of every box of `a` (T, 4) with every box of `b` (N, 4), xyxy.
-
-    Returns float32 (T, N) in 0..1; degenerate boxes (zero area) have IoU 0 with everything.
-    """
-    a = np.asarray(a, np.float32).reshape(-1, 4)
-    b = np.asarray(b, np.float32).reshape(-1, 4)
-    # Column by column on purpose: a (T, N, 2) intermediate is several times slower at T = N = 1000.
-    iw = np.minimum(a[:, None, 2], b[None, :, 2])
-    iw -= np.maximum(a[:, None, 0], b[None, :, 0])
-    np.clip(iw, 0, None, out=iw)
-    ih = np.minimum(a[:, None, 3], b[None, :, 3])
-    ih -= np.maximum(a[:, None, 1], b[None, :, 1])
-    np.clip(ih, 0, None, out=ih)
-    inter = iw
-    inter *= ih
-    union = _area(a)[:, None] + _area(b)[None, :]
-    union -= inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
+iou_matrix: Similarity = box_iou
+"""The default similarity: IoU of track boxes (T, 4) and detection boxes (N, 4), xyxy, float32 (T, N)."""
 
 
 def iou_pairs(a: np.ndarray, b: np.ndarray, min_iou: float) -> Pairs:
@@ -73,7 +54,7 @@ def iou_pairs(a: np.ndarray, b: np.ndarray, min_iou: float) -> Pairs:
     iw = np.clip(np.minimum(pa[:, 2], pb[:, 2]) - np.maximum(pa[:, 0], pb[:, 0]), 0, None)
     ih = np.clip(np.minimum(pa[:, 3], pb[:, 3]) - np.maximum(pa[:, 1], pb[:, 1]), 0, None)
     inter = iw * ih
-    union = _area(pa) + _area(pb) - inter
+    union = box_area(pa) + box_area(pb) - inter
     iou = np.divide(inter, union, out=np.zeros_like(inter), where=union > 0)
     keep = (iou > 0) & (iou >= min_iou)
     return rows[keep], cols[keep], iou[keep]
