@@ -83,16 +83,21 @@ class ByteTrackOptions(TrackOptions):
 
 
 class _TrackStage(Stage):
-    """Runs one pure tracker per source."""
+    """Runs one pure tracker per source.
+
+    Every option except `smooth_boxes` (the stage's own) is the tracker constructor's
+    keyword of the same name.
+    """
 
     stateful: ClassVar[bool] = True
+    tracker: ClassVar[type[Tracker]]
 
     def __init__(self, options: Options, context: StageContext) -> None:
         super().__init__(options, context)
         self._trackers: dict[str, Tracker] = {}
 
     def make_tracker(self) -> Tracker:
-        raise NotImplementedError
+        return self.tracker(**self.options.model_dump(exclude={"smooth_boxes"}))
 
     def process(self, frame: Frame) -> Frame | None:
         tracker = self._trackers.get(frame.source)
@@ -117,18 +122,7 @@ class IouTrackStage(_TrackStage):
     """IoU tracker: matches each detection to the last box of a track (no motion model)."""
 
     Options = IouTrackOptions
-
-    def make_tracker(self) -> Tracker:
-        o = self.options
-        assert isinstance(o, IouTrackOptions)
-        return IouTracker(
-            iou_threshold=o.iou_threshold,
-            max_age=o.max_age,
-            min_hits=o.min_hits,
-            matcher=o.matcher,
-            class_aware=o.class_aware,
-            emit_tentative=o.emit_tentative,
-        )
+    tracker = IouTracker
 
 
 @register("track.sort")
@@ -136,17 +130,7 @@ class SortStage(_TrackStage):
     """SORT: Kalman-predicted boxes matched to detections by optimal IoU assignment."""
 
     Options = SortOptions
-
-    def make_tracker(self) -> Tracker:
-        o = self.options
-        assert isinstance(o, SortOptions)
-        return SortTracker(
-            iou_threshold=o.iou_threshold,
-            max_age=o.max_age,
-            min_hits=o.min_hits,
-            class_aware=o.class_aware,
-            emit_tentative=o.emit_tentative,
-        )
+    tracker = SortTracker
 
 
 @register("track.bytetrack")
@@ -154,18 +138,4 @@ class ByteTrackStage(_TrackStage):
     """ByteTrack: high-score detections first, then low-score ones to the remaining tracks."""
 
     Options = ByteTrackOptions
-
-    def make_tracker(self) -> Tracker:
-        o = self.options
-        assert isinstance(o, ByteTrackOptions)
-        return ByteTracker(
-            high_score=o.high_score,
-            low_score=o.low_score,
-            new_track_score=o.new_track_score,
-            iou_threshold=o.iou_threshold,
-            low_iou_threshold=o.low_iou_threshold,
-            max_age=o.max_age,
-            min_hits=o.min_hits,
-            class_aware=o.class_aware,
-            emit_tentative=o.emit_tentative,
-        )
+    tracker = ByteTracker
