@@ -157,14 +157,29 @@ def build_detector(
     default), layout (user YOLO files: auto | yolox | yolov5 | yolov8), input (an `InputSpec`
     for a user file whose preprocessing differs from the YOLOv5/v8 default).
     """
-    from models.face_detectors import FACE_DETECTORS, YuNetOpenCvDetector
-    from models.object_detectors import OBJECT_DETECTORS
-
     mode, precision = kw.pop("mode", "latency"), kw.pop("precision", None)
     layout, user_input = kw.pop("layout", "auto"), kw.pop("input", None)
     if kw:
         raise ModelError(f"build_detector: unknown option(s) {', '.join(sorted(kw))}")
-    choice: Choice = choose(model, backend, labels=labels, user_input=user_input)
+    choice = choose(model, backend, labels=labels, user_input=user_input)
+    return open_detector(choice, device, threads, conf, nms, mode=mode, precision=precision, layout=layout)
+
+
+def open_detector(
+    choice: Choice,
+    device: str = "AUTO",
+    threads: int | None = None,
+    conf: float | None = None,
+    nms: float | None = None,
+    *,
+    mode: str = "latency",
+    precision: str | None = None,
+    layout: str = "auto",
+) -> Detector:
+    """The detector for a model already resolved by `choose` (see `build_detector`)."""
+    from models.face_detectors import FACE_DETECTORS, YuNetOpenCvDetector
+    from models.object_detectors import OBJECT_DETECTORS
+
     decoder = choice.resolved.format.decoder
     if decoder not in DETECTOR_DECODERS:
         raise ModelError(f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} classifier, not a detector")

@@ -50,17 +50,18 @@ class _DetectStage(Stage):
     family_name: ClassVar[str] = ""
 
     def setup(self) -> None:
-        from models.detectors import build_detector
+        from models.detectors import open_detector
         from models.loader import choose
 
         opts: DetectOptions = self.options  # type: ignore[assignment]
-        decoder = choose(opts.model, opts.backend, labels=opts.labels).resolved.format.decoder
+        choice = choose(opts.model, opts.backend, labels=opts.labels)  # resolved (and verified) once
+        decoder = choice.resolved.format.decoder
         if decoder not in self.families:
             raise ConfigError(f"{self.kind}: model {opts.model!r} is a {decoder} model, not a {self.family_name} "
                               f"detector; use the matching detect.* kind")
-        self.detector = build_detector(
-            opts.model, opts.backend, opts.device, self.context.threads, labels=opts.labels, conf=opts.threshold,
-            nms=opts.nms, mode=opts.mode, precision=opts.precision, **({"layout": opts.layout} if decoder == "yolo" else {}),
+        self.detector = open_detector(
+            choice, opts.device, self.context.threads, opts.threshold, opts.nms,
+            mode=opts.mode, precision=opts.precision, layout=opts.layout,
         )
         info = self.detector.info.as_dict()
         self.context.report["models"] = [info]
