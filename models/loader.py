@@ -151,17 +151,3 @@ def open_backend(
     info = backend.info
     log.info("model %s: loaded in %.2f s on %s %s (%s)", choice.resolved.name, elapsed, info.backend, info.device, info.precision)
     return LoadedModel(choice, backend, elapsed)
-
-
-def load_model(
-    model: str,
-    backend: str = "auto",
-    device: str = "AUTO",
-    threads: int | None = None,
-    *,
-    labels: str | Path | None = None,
-    mode: str = "latency",
-    precision: str | None = None,
-) -> LoadedModel:
-    """`choose` + `open_backend` in one call."""
-    return open_backend(choose(model, backend, labels=labels), device, threads, mode=mode, precision=precision)

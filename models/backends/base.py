@@ -148,12 +148,3 @@ def _stackable(feeds: Sequence[Mapping[str, np.ndarray]]) -> bool:
         f.keys() == first.keys() and all(f[k].shape[1:] == first[k].shape[1:] and f[k].dtype == first[k].dtype for k in f)
         for f in feeds
     )
-
-
-def parse_threads(threads: int | None) -> int | None:
-    """Validate a thread budget: None (runtime default) or a positive int."""
-    if threads is None:
-        return None
-    if int(threads) < 1:
-        raise ValueError(f"threads must be >= 1, got {threads}")
-    return int(threads)
