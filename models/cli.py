@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from models.catalog import ModelEntry, ModelFormat, load_catalog
+from models.catalog import ModelEntry, load_catalog
 from models.integrity import DigestCache, sha256_file
-from models.resolver import models_cache_dir, search_roots
+from models.resolver import models_cache_dir, present_root, search_roots
 from pipeline.errors import ModelError
 
 EXIT_MODEL = ModelError.exit_code
@@ -30,14 +30,10 @@ def _entries(names: Sequence[str] | None) -> list[ModelEntry]:
     return [catalog.get(n) for n in names]
 
 
-def _format_root(fmt: ModelFormat, roots: Sequence[Path]) -> Path | None:
-    return next((r for r in roots if all((r / f.path).is_file() for f in fmt.files)), None)
-
-
 def model_status(entry: ModelEntry, roots: Sequence[Path] | None = None) -> dict[str, Any]:
     """Presence of each format: {'name', 'task', 'backends', 'status', 'formats': {id: root|None}}."""
     roots = list(roots) if roots is not None else search_roots()
-    formats = {f.id: _format_root(f, roots) for f in entry.formats}
+    formats = {f.id: present_root(f, roots) for f in entry.formats}
     runnable = [f.id for f in entry.formats if f.backends]
     present = [i for i in runnable if formats[i] is not None]
     status = "present" if len(present) == len(runnable) else ("partial" if present else "missing")

@@ -80,7 +80,8 @@ class ResolvedModel:
         return None if f is None else self.root / f.path
 
 
-def _present_root(fmt: ModelFormat, roots: Sequence[Path]) -> Path | None:
+def present_root(fmt: ModelFormat, roots: Sequence[Path]) -> Path | None:
+    """The first search root that holds every file of `fmt`, or None."""
     for root in roots:
         if all((root / f.path).is_file() for f in fmt.files):
             return root
@@ -164,7 +165,7 @@ def resolve(
     roots = list(roots) if roots is not None else search_roots()
     candidates = _candidates(entry, backends)
     for backend, fmt in candidates:
-        root = _present_root(fmt, roots)
+        root = present_root(fmt, roots)
         if root is None:
             continue
         if verify:
