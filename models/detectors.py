@@ -114,7 +114,7 @@ class BackendDetector(Detector):
     ) -> Detections:
         """Build Detections with labels from the model's label list."""
         ids = np.asarray(class_ids, np.int32).reshape(-1)
-        names = [label_for(list(self.labels), int(c), self.label_offset) if self.labels else str(int(c)) for c in ids]
+        names = [label_for(self.labels, int(c), self.label_offset) if self.labels else str(int(c)) for c in ids]
         return Detections.create(xyxy, scores, ids, names, attributes=attributes)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from os import PathLike
 from pathlib import Path
 
@@ -19,7 +20,7 @@ def load_labels(path: str | PathLike[str]) -> list[str]:
     return lines
 
 
-def label_for(labels: list[str], class_id: int, offset: int = 0) -> str:
+def label_for(labels: Sequence[str], class_id: int, offset: int = 0) -> str:
     """Name of `class_id`, i.e. `labels[class_id + offset]`; `str(class_id)` when out of range.
 
     Use offset=1 with the TF labelmap for a 0-based class id (TFLite SSD: label = lines[id + 1]);

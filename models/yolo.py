@@ -9,6 +9,7 @@ with the `Letterbox` used for the input. Sizes are `(width, height)` as in `lett
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import lru_cache
 
 import numpy as np
 
@@ -69,6 +70,14 @@ def yolox_grid(
     return np.concatenate(grids).astype(np.float32), np.concatenate(steps).astype(np.float32)
 
 
+@lru_cache(maxsize=8)
+def _shared_grid(input_size: tuple[int, int], strides: tuple[int, ...]) -> tuple[np.ndarray, np.ndarray]:
+    """`yolox_grid`, built once per input size and kept read-only (decoding runs every frame)."""
+    grid, stride = yolox_grid(input_size, strides)
+    grid.flags.writeable = stride.flags.writeable = False
+    return grid, stride
+
+
 def decode_yolox(
     output: np.ndarray,
     input_size: tuple[int, int],
@@ -84,7 +93,7 @@ def decode_yolox(
     normalisation) letterboxed top-left with 114. `input_size` is (width, height).
     """
     rows = _rows(output)
-    grid, stride = yolox_grid(input_size, strides)
+    grid, stride = _shared_grid(tuple(input_size), tuple(strides))
     if len(rows) != len(grid):
         raise ValueError(
             f"YOLOX output has {len(rows)} rows but a {input_size} input with strides {tuple(strides)} "
