@@ -138,6 +138,12 @@ class CropClassifierStage(Stage):
         """Attribute values of crop `k`, smoothed under `key` (None: per frame)."""
         raise NotImplementedError
 
+    def top_class(self, key: Key | None, head: str, probs: np.ndarray, now: int) -> tuple[int, np.ndarray]:
+        """(label index, probabilities): window-averaged under `key` when smoothing, else this frame's."""
+        if key is not None and self.smoother is not None:
+            return self.smoother.probabilities(key, head, probs, now)
+        return int(np.argmax(probs)), probs
+
     @property
     def select_labels(self) -> list[str] | None:
         """Detection labels to classify (None: all)."""
@@ -244,11 +250,7 @@ class EmotionClassifier(CropClassifierStage):
         return next(iter(self.models[0].classify_outputs(crops).values()))
 
     def attributes(self, raw: np.ndarray, k: int, key: Key | None, now: int) -> dict[str, Any]:
-        probs = raw[k]
-        if key is not None and self.smoother is not None:
-            label, probs = self.smoother.probabilities(key, "emotion", probs, now)
-        else:
-            label = int(np.argmax(probs))
+        label, probs = self.top_class(key, "emotion", raw[k], now)
         return {"emotion": self.names[label], "emotion_score": round(float(probs[label]), 4),
                 "emotion_probs": probs_dict(self.names, probs)}
 
@@ -298,12 +300,10 @@ class AgeGenderClassifier(CropClassifierStage):
         return intel_age_gender(out["age_conv3"], out["prob"])
 
     def attributes(self, raw: tuple[np.ndarray, np.ndarray], k: int, key: Key | None, now: int) -> dict[str, Any]:
-        age, probs = float(raw[0][k]), raw[1][k]
+        age = float(raw[0][k])
+        label, probs = self.top_class(key, "gender", raw[1][k], now)
         if key is not None and self.smoother is not None:
-            label, probs = self.smoother.probabilities(key, "gender", probs, now)
             age = self.smoother.value(key, "age", age, now)
-        else:
-            label = int(np.argmax(probs))
         return {"age": round(age, 1), "gender": self.GENDERS[label], "gender_score": round(float(probs[label]), 4)}
 
 

@@ -169,11 +169,7 @@ class KerasClassifier(CropClassifierStage):
         return self.names[index] if self.names else str(index)
 
     def attributes(self, raw: np.ndarray, k: int, key: Key | None, now: int) -> dict[str, Any]:
-        probs = raw[k]
-        if key is not None and self.smoother is not None:
-            top, probs = self.smoother.probabilities(key, "class", probs, now)
-        else:
-            top = int(np.argmax(probs))
+        top, probs = self.top_class(key, "class", raw[k], now)
         a, score, dist = self.columns
         return {a: self.label(top), score: round(float(probs[top]), 4),
                 dist: {self.label(j): round(float(p), 4) for j, p in enumerate(probs)}}
