@@ -21,7 +21,7 @@ from typing import Any, ClassVar, Literal
 import numpy as np
 from pydantic import Field, field_validator
 
-from models.classifiers import Classifier
+from models.classifiers import Classifier, build_classifier
 from pipeline.errors import ModelError
 from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, StageContext, register
@@ -69,8 +69,6 @@ def ssrnet_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, 
 def load_classifier(model: str, backend: str, device: str, threads: int | None, precision: str | None = None) -> Classifier:
     """A catalog classifier whose OpenVINO batch is dynamic: the catalog IRs have a static batch
     of 1, so N crops would otherwise run as N requests instead of one inference."""
-    from models.classifiers import build_classifier
-
     return build_classifier(model, backend, device, threads, precision=precision, batch=-1)
 
 
@@ -235,7 +233,7 @@ class EmotionClassifier(CropClassifierStage):
     Options = EmotionOptions
     columns = ("emotion", "emotion_score", "emotion_probs")
 
-    def load(self) -> tuple[list[Classifier], float]:
+    def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
         o: EmotionOptions = self.options  # type: ignore[assignment]
         name = o.model
         if name == "auto":
@@ -281,7 +279,7 @@ class AgeGenderClassifier(CropClassifierStage):
     columns = ("age", "gender", "gender_score")
     GENDERS: ClassVar[tuple[str, str]] = ("female", "male")
 
-    def load(self) -> tuple[list[Classifier], float]:
+    def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
         o: AgeGenderOptions = self.options  # type: ignore[assignment]
         name = o.model
         if name == "auto":
