@@ -16,7 +16,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from pipeline.errors import ConfigError
-from pipeline.stage import Options, get_kind
+from pipeline.stage import get_kind
 
 Path_ = tuple[str | int, ...]
 
@@ -254,8 +254,12 @@ class _StrictLoader(yaml.SafeLoader):
 
 def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[Path_, int]]:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
-        raw = yaml.load(text, Loader=_StrictLoader)  # noqa: S506 (a SafeLoader subclass)
+        loader = _StrictLoader(text)
+        try:
+            node = loader.get_single_node()
+            raw = loader.construct_document(node) if node is not None else None
+        finally:
+            loader.dispose()
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
@@ -322,8 +326,3 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     raw, lines = parse_yaml(p.read_text(encoding="utf-8"), str(p))
     overridden = apply_overrides(raw, overrides) if overrides else set()
     return validate(raw, lines, str(p), overridden=overridden)
-
-
-def options_of(stage: StageConfig) -> Options:
-    assert stage.options is not None, "config not validated"
-    return stage.options

@@ -16,6 +16,7 @@ from collections.abc import Callable
 from typing import Any
 
 from pipeline.config import StageConfig
+from pipeline.errors import StageError
 from pipeline.executor import StageExecutor, serve
 from pipeline.frame import Frame
 from pipeline.metrics import StageMetrics
@@ -38,6 +39,7 @@ class Node:
     receiver: LinkReceiver
     ready: threading.Event
     failure: str | None
+    failure_code: int
 
     def start(self) -> None: ...
 
@@ -69,6 +71,7 @@ class StageNode(Node):
         self.metrics = StageMetrics(cfg.id, cfg.kind)
         self.ready = threading.Event()
         self.failure: str | None = None
+        self.failure_code = StageError.exit_code
         self.thread = threading.Thread(target=self._run, name=f"stage-{cfg.id}", daemon=True)
 
     def start(self) -> None:
@@ -81,6 +84,7 @@ class StageNode(Node):
             stage.setup()
         except Exception as exc:
             self.failure = f"stage {self.cfg.id} ({self.cfg.kind}) could not start: {exc}"
+            self.failure_code = getattr(exc, "exit_code", StageError.exit_code)
             self.ready.set()
             if stage is not None:
                 _close(stage)
@@ -146,7 +150,8 @@ def run_worker(spec: dict[str, Any], stop: Any) -> None:
         stage = cls(cls.Options.model_validate(spec["options"]), context)
         stage.setup()
     except Exception as exc:
-        results.send(Control("failed", {"wid": wid, "error": f"{type(exc).__name__}: {exc}"}), origin=wid)
+        code = getattr(exc, "exit_code", StageError.exit_code)
+        results.send(Control("failed", {"wid": wid, "error": f"{type(exc).__name__}: {exc}", "code": code}), origin=wid)
         results.close()
         inbox.close()
         return

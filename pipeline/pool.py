@@ -17,6 +17,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 from pipeline.config import StageConfig
+from pipeline.errors import StageError
 from pipeline.frame import Frame
 from pipeline.metrics import StageMetrics
 from pipeline.nodes import MAX_ATTEMPTS, MAX_RESTARTS, Node, _fan_out, _process_main, run_worker
@@ -51,6 +52,7 @@ class PoolNode(Node):
         self.metrics = StageMetrics(cfg.id, cfg.kind, placement=cfg.placement, workers=cfg.workers)
         self.ready = threading.Event()
         self.failure: str | None = None
+        self.failure_code = StageError.exit_code
         self.results = LinkReceiver(endpoint(transport, f"{cfg.id}-results", run_dir=run_dir), "lossless",
                                     capacity * cfg.workers)
         self.bypass = LinkSender(self.results.address, "lossless", capacity)
@@ -271,6 +273,7 @@ class PoolNode(Node):
         slot = self.by_wid.get(int(msg.data.get("wid", -1)))
         if msg.type == "failed":
             self.failure = f"stage {self.cfg.id} ({self.cfg.kind}) could not start: {msg.data.get('error')}"
+            self.failure_code = int(msg.data.get("code", StageError.exit_code))
             self.ready.set()
             return
         if slot is not None:

@@ -57,6 +57,7 @@ class Runner:
         self.failure_code = 0
         self.failures: list[str] = []  # every failure, the first one decides the exit code
         self.stop_requested = False
+        self._processing_started: float | None = None  # when the first capture started
         self._signals = 0
         self._lock = threading.Lock()
 
@@ -158,6 +159,7 @@ class Runner:
                 nodes.append(PoolNode(*common, transport=inner, capacity=links.capacity, run_dir=run_dir))
             else:
                 nodes.append(StageNode(*common, on_stop=self.request_stop))
+        self._leaves = len(leaves)
         return self._execute(nodes, readers, receivers, stats, terminal, policy, transport, started, run_dir)
 
     # ------------------------------------------------------------------------------ execute
@@ -206,8 +208,7 @@ class Runner:
                 if self.abort.is_set():
                     raise StageError("stopped while stages were starting")
             if node.failure:
-                code = 4 if "model" in node.failure.lower() else StageError.exit_code
-                raise _SetupFailed(node.failure, code)
+                raise _SetupFailed(node.failure, node.failure_code)
 
     def _capture(self, cfg: SourceConfig, reader: Reader, address: str, policy: str, stats: LinkStats,
                  end_reasons: dict[str, str]) -> None:
@@ -221,7 +222,6 @@ class Runner:
 
     def _supervise(self, nodes: list[Node], terminal: LinkReceiver, stats: dict[str, LinkStats],
                    done_frames: dict[str, int], total: int | None) -> None:
-        leaves_total = sum(1 for n in nodes if not self._has_children(n.cfg.id))
         ends: dict[str, int] = dict.fromkeys(done_frames, 0)
         last_progress, last_counter, quiet_after_exit = time.monotonic(), -1, 0
         with Progress(total, disable=self.quiet) as bar:
@@ -234,7 +234,7 @@ class Runner:
                         bar.update(1)
                     elif isinstance(msg, StreamEnd):
                         ends[msg.source] = ends.get(msg.source, 0) + 1
-                        if all(v >= leaves_total for v in ends.values()):
+                        if all(v >= self._leaves for v in ends.values()):  # every leaf ended every source
                             return
                 for node in nodes:
                     node.metrics.sample_queue(stats[node.cfg.id].depth)
@@ -252,10 +252,6 @@ class Runner:
                     self._fatal("every stage ended before the streams did")
                     return
 
-    def _has_children(self, stage_id: str) -> bool:
-        ids = [s.id for s in self.config.stages]
-        return any(self.config.parent_of(i) == stage_id for i in range(1, len(ids)))
-
     def _install_signals(self) -> Any:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
@@ -267,7 +263,7 @@ class Runner:
                 started: float) -> RunResult:
         ended = time.time()
         duration = ended - started
-        processing_from = getattr(self, "_processing_started", ended)
+        processing_from = self._processing_started or ended
         for node in nodes:
             node.metrics.drops = stats[node.cfg.id].dropped
         if self.failure:
@@ -300,7 +296,7 @@ class Runner:
             },
             "stages": {n.cfg.id: {**n.metrics.to_dict(), **_report(n)} for n in nodes},
         }
-        summary["models"] = [m for n in nodes for m in _report(n).get("report", {}).get("models", [])]
+        summary["models"] = [m for st in summary["stages"].values() for m in st.get("report", {}).get("models", [])]
         return RunResult(status, code, summary)
 
 

@@ -63,7 +63,7 @@ def endpoint(transport: Transport, name: str, host: str = "127.0.0.1", run_dir: 
     if transport == "inproc":
         return f"inproc://vigil-{unique}"
     if transport == "ipc":
-        folder = run_dir or tempfile.mkdtemp(prefix="vigil-ipc-")
+        folder = run_dir or tempfile.gettempdir()  # names are unique per process and link
         return f"ipc://{os.path.join(folder, unique)}.sock"
     if transport == "tcp":
         return f"tcp://{host}"

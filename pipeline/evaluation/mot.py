@@ -32,6 +32,7 @@ from typing import Any
 import numpy as np
 from scipy.optimize import linear_sum_assignment
 
+from models.geometry import box_iou
 from pipeline.evaluation.hota import hota_sums
 from pipeline.evaluation.mot_report import MotReport
 
@@ -80,17 +81,6 @@ class MotSequence:
         return self.ids[lo:hi], self.xyxy[lo:hi]
 
 
-def _iou(gt: np.ndarray, pred: np.ndarray) -> np.ndarray:
-    """IoU of every GT/pred box pair, float64 (as motmetrics and TrackEval)."""
-    lt = np.maximum(gt[:, None, :2], pred[None, :, :2])
-    rb = np.minimum(gt[:, None, 2:], pred[None, :, 2:])
-    inter = np.prod(np.maximum(rb - lt, 0), axis=2)
-    area_g = np.prod(np.maximum(gt[:, 2:] - gt[:, :2], 0), axis=1)
-    area_p = np.prod(np.maximum(pred[:, 2:] - pred[:, :2], 0), axis=1)
-    union = area_g[:, None] + area_p[None, :] - inter
-    return np.divide(inter, union, out=np.zeros_like(inter), where=inter > 0)
-
-
 def _assign(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Most matches, then least total distance, among the finite entries of `dist`."""
     valid = np.isfinite(dist)
@@ -120,7 +110,7 @@ def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5)
     for frame in frames:
         oids, obox = gt.at(frame)
         hids, hbox = pred.at(frame)
-        iou = _iou(obox, hbox)
+        iou = box_iou(obox, hbox, np.float64)  # float64, as motmetrics and TrackEval
         hota_frames.append((oids, hids, iou))
         dist = np.where(1.0 - iou > 1.0 - iou_threshold, np.nan, 1.0 - iou)  # NaN: cannot match
         for i, j in zip(*np.nonzero(np.isfinite(dist)), strict=True):
