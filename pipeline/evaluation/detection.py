@@ -19,6 +19,7 @@ from typing import Any
 import numpy as np
 
 from models.geometry import box_iou, xywh_to_xyxy
+from pipeline.evaluation.records import read_frame_records
 from pipeline.frame import Detections
 
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(np.linspace(0.5, 0.95, 10).tolist())  # pycocotools' values
@@ -262,18 +263,11 @@ def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
     """
     pairs: list[tuple[Hashable, dict[str, Any]]] = []
     keys: list[Hashable] = []
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                key = (str(record["source"]), int(record["seq"]))
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a vigil frame record ({exc})") from exc
-            keys.append(key)
-            for det in record.get("detections", []):
-                pairs.append((key, {**det, "label": det.get("label") or str(det.get("class_id", 0))}))
+    for source, seq, detections in read_frame_records(path):
+        key = (source, seq)
+        keys.append(key)
+        for det in detections:
+            pairs.append((key, {**det, "label": det.get("label") or str(det.get("class_id", 0))}))
     return _group(pairs, keys)
 
 

@@ -21,7 +21,6 @@ or vigil's JSONL (`sink.jsonl`: frame = seq + 1, boxes xyxy, track_id). Entry po
 
 from __future__ import annotations
 
-import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -35,6 +34,7 @@ from scipy.optimize import linear_sum_assignment
 from models.geometry import box_iou
 from pipeline.evaluation.hota import hota_sums
 from pipeline.evaluation.mot_report import MotReport
+from pipeline.evaluation.records import read_frame_records
 
 __all__ = ["MotReport", "MotSequence", "evaluate_mot", "evaluate_paths", "load_mot_jsonl", "load_mot_txt"]
 
@@ -223,22 +223,12 @@ def _read_jsonl(path: str | PathLike[str]) -> dict[str, MotSequence]:
     """Every source of a vigil JSONL file; detections without a track_id are left out."""
     rows: dict[str, list[tuple[int, int, list[float]]]] = {}
     frames: dict[str, list[int]] = {}
-    with open(path, encoding="utf-8") as lines:
-        for number, line in enumerate(lines, 1):
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-                source, frame = str(record["source"]), int(record["seq"]) + 1
-                dets = [
-                    (frame, int(d["track_id"]), list(d["box"]))
-                    for d in record.get("detections", ())
-                    if d.get("track_id") is not None
-                ]
-            except (ValueError, KeyError, TypeError) as exc:
-                raise ValueError(f"{path}:{number}: not a vigil frame record ({exc})") from exc
-            frames.setdefault(source, []).append(frame)
-            rows.setdefault(source, []).extend(dets)
+    for source, seq, detections in read_frame_records(path):
+        frame = seq + 1
+        frames.setdefault(source, []).append(frame)
+        rows.setdefault(source, []).extend(
+            (frame, int(d["track_id"]), list(d["box"])) for d in detections if d.get("track_id") is not None
+        )
     return {
         source: MotSequence.create(
             [r[0] for r in rows[source]],
