@@ -87,8 +87,10 @@ def bench(faces: list[int], rounds: int, tensorflow: bool, threads: int) -> list
         info = stage.context.report["models"][0]
         for n in faces:
             whole, singles = _frames(image, n)
-            variants = {"batched": lambda st=stage, w=whole: st.process(w),
-                        "per-face": lambda st=stage, s=singles: [st.process(f) for f in s]}
+            variants = {
+                "batched": lambda st=stage, w=whole: st.process(w),
+                "per-face": lambda st=stage, s=singles: [st.process(f) for f in s],
+            }
             if static is not None:
                 variants["ir-b1"] = lambda st=static, w=whole: st.process(w)
             for fn in variants.values():  # warm up (OpenVINO compiles each new batch shape once)
@@ -98,23 +100,34 @@ def bench(faces: list[int], rounds: int, tensorflow: bool, threads: int) -> list
                 for name, fn in variants.items():
                     times[name].append(_time(fn))
             ms = {k: statistics.median(v) * 1000 for k, v in times.items()}
-            rows.append({
-                "stage": kind, "model": options["model"], "backend": f"{info['backend']}/{info['format']}",
-                "faces": n, "batched_ms": ms["batched"], "per_face_ms": ms["per-face"],
-                "ir_b1_ms": ms.get("ir-b1"), "speedup": ms["per-face"] / ms["batched"],
-            })
+            rows.append(
+                {
+                    "stage": kind,
+                    "model": options["model"],
+                    "backend": f"{info['backend']}/{info['format']}",
+                    "faces": n,
+                    "batched_ms": ms["batched"],
+                    "per_face_ms": ms["per-face"],
+                    "ir_b1_ms": ms.get("ir-b1"),
+                    "speedup": ms["per-face"] / ms["batched"],
+                }
+            )
         stage.close()
     return rows
 
 
 def format_rows(rows: list[dict[str, Any]]) -> str:
-    head = f"{'stage':<20} {'model':<35} {'backend':<18} {'faces':>5} {'batched ms':>11} {'per-face ms':>12} " \
-           f"{'x faster':>9} {'IR batch-1 ms':>14}"
+    head = (
+        f"{'stage':<20} {'model':<35} {'backend':<18} {'faces':>5} {'batched ms':>11} {'per-face ms':>12} "
+        f"{'x faster':>9} {'IR batch-1 ms':>14}"
+    )
     lines = [head, "-" * len(head)]
     for r in rows:
         ir = f"{r['ir_b1_ms']:.2f}" if r["ir_b1_ms"] is not None else "-"
-        lines.append(f"{r['stage']:<20} {r['model']:<35} {r['backend']:<18} {r['faces']:>5} {r['batched_ms']:>11.2f} "
-                     f"{r['per_face_ms']:>12.2f} {r['speedup']:>9.2f} {ir:>14}")
+        lines.append(
+            f"{r['stage']:<20} {r['model']:<35} {r['backend']:<18} {r['faces']:>5} {r['batched_ms']:>11.2f} "
+            f"{r['per_face_ms']:>12.2f} {r['speedup']:>9.2f} {ir:>14}"
+        )
     return "\n".join(lines)
 
 
@@ -122,7 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--faces", type=int, nargs="+", default=[1, 4, 16], help="faces per frame")
     parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (median reported)")
-    parser.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="inference threads per model")
+    parser.add_argument(
+        "--threads", type=int, default=os.cpu_count() or 1, help="inference threads per model"
+    )
     parser.add_argument("--no-tensorflow", action="store_true", help="skip the TensorFlow/LiteRT rows")
     args = parser.parse_args(argv)
     rows = bench(args.faces, args.rounds, not args.no_tensorflow, args.threads)

@@ -78,7 +78,9 @@ def _throughput(loaded: LoadedModel, feeds: dict[str, np.ndarray], seconds: floa
     return done / (time.perf_counter() - start), loaded.backend.info.requests
 
 
-def bench_one(choice: Choice, device: str, seconds: float, threads: int | None, image: np.ndarray) -> dict[str, Any]:
+def bench_one(
+    choice: Choice, device: str, seconds: float, threads: int | None, image: np.ndarray
+) -> dict[str, Any]:
     """One row: model x backend x device."""
     latency_model = open_backend(choice, device, threads, mode="latency")
     feeds = _feeds(latency_model, image)
@@ -93,11 +95,19 @@ def bench_one(choice: Choice, device: str, seconds: float, threads: int | None, 
     fps, requests = _throughput(throughput_model, feeds, seconds / 2)
     throughput_model.backend.close()
     return {
-        "model": info.model, "format": info.format, "backend": info.backend, "device": info.device,
-        "precision": info.precision, "runtime": info.runtime, "load_s": round(load_s, 3),
-        "p50_ms": round(float(np.percentile(times, 50)), 2), "p90_ms": round(float(np.percentile(times, 90)), 2),
-        "fps_batch1": round(1000.0 / float(np.percentile(times, 50)), 1), "fps_async": round(fps, 1),
-        "requests": requests, "runs": len(times),
+        "model": info.model,
+        "format": info.format,
+        "backend": info.backend,
+        "device": info.device,
+        "precision": info.precision,
+        "runtime": info.runtime,
+        "load_s": round(load_s, 3),
+        "p50_ms": round(float(np.percentile(times, 50)), 2),
+        "p90_ms": round(float(np.percentile(times, 90)), 2),
+        "fps_batch1": round(1000.0 / float(np.percentile(times, 50)), 1),
+        "fps_async": round(fps, 1),
+        "requests": requests,
+        "runs": len(times),
     }
 
 
@@ -108,8 +118,16 @@ def _device_class(device: str) -> str:
 def _add_ratios(rows: list[dict[str, Any]]) -> None:
     """`x_tf_latency` = TF p50 / this p50, `x_tf_fps` = this fps / TF fps (same model, same device class)."""
     for row in rows:
-        tf = next((r for r in rows if r["backend"] == "tensorflow" and r["model"] == row["model"]
-                   and _device_class(r["device"]) == _device_class(row["device"])), None)
+        tf = next(
+            (
+                r
+                for r in rows
+                if r["backend"] == "tensorflow"
+                and r["model"] == row["model"]
+                and _device_class(r["device"]) == _device_class(row["device"])
+            ),
+            None,
+        )
         if tf is None or tf is row:
             row["x_tf_latency"] = row["x_tf_fps"] = None
             continue
@@ -118,8 +136,12 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
 
 
 def run_model_bench(
-    models: list[str] | None = None, seconds: float = 2.0, *, threads: int | None = None,
-    backends: Sequence[str] | None = None, image: str | Path | None = None,
+    models: list[str] | None = None,
+    seconds: float = 2.0,
+    *,
+    threads: int | None = None,
+    backends: Sequence[str] | None = None,
+    image: str | Path | None = None,
 ) -> list[dict[str, Any]]:
     """Benchmark `models` (default: every catalog model with files present) on every backend
     that runs them and every device it has here; `seconds` per row (half latency, half throughput).
@@ -147,10 +169,19 @@ def run_model_bench(
 
 
 _COLUMNS = [
-    ("model", "model", "{}"), ("format", "format", "{}"), ("backend", "backend", "{}"), ("device", "device", "{}"),
-    ("precision", "prec", "{}"), ("load_s", "load s", "{:.2f}"), ("p50_ms", "p50 ms", "{:.1f}"),
-    ("p90_ms", "p90 ms", "{:.1f}"), ("fps_batch1", "fps b1", "{:.0f}"), ("fps_async", "fps async", "{:.0f}"),
-    ("requests", "req", "{}"), ("x_tf_latency", "xTF p50", "{:.2f}"), ("x_tf_fps", "xTF fps", "{:.2f}"),
+    ("model", "model", "{}"),
+    ("format", "format", "{}"),
+    ("backend", "backend", "{}"),
+    ("device", "device", "{}"),
+    ("precision", "prec", "{}"),
+    ("load_s", "load s", "{:.2f}"),
+    ("p50_ms", "p50 ms", "{:.1f}"),
+    ("p90_ms", "p90 ms", "{:.1f}"),
+    ("fps_batch1", "fps b1", "{:.0f}"),
+    ("fps_async", "fps async", "{:.0f}"),
+    ("requests", "req", "{}"),
+    ("x_tf_latency", "xTF p50", "{:.2f}"),
+    ("x_tf_fps", "xTF fps", "{:.2f}"),
 ]
 
 

@@ -22,14 +22,31 @@ from pipeline.errors import ModelError
 
 BackendName = Literal["openvino", "tensorflow", "opencv"]
 BACKENDS: tuple[str, ...] = ("openvino", "tensorflow", "opencv")
-Task = Literal["face_detection", "object_detection", "person_detection", "emotion", "age_gender", "age", "gender"]
+Task = Literal[
+    "face_detection", "object_detection", "person_detection", "emotion", "age_gender", "age", "gender"
+]
 FormatKind = Literal[
-    "onnx", "openvino_ir", "tflite", "savedmodel", "frozen_graph", "keras", "keras_weights", "caffe", "darknet"
+    "onnx",
+    "openvino_ir",
+    "tflite",
+    "savedmodel",
+    "frozen_graph",
+    "keras",
+    "keras_weights",
+    "caffe",
+    "darknet",
 ]
 # File name suffix -> format kind (a SavedModel is a folder holding saved_model.pb).
 MODEL_SUFFIXES: dict[str, str] = {
-    ".onnx": "onnx", ".xml": "openvino_ir", ".tflite": "tflite", ".pb": "frozen_graph", ".keras": "keras",
-    ".h5": "keras", ".hdf5": "keras", ".caffemodel": "caffe", ".weights": "darknet",
+    ".onnx": "onnx",
+    ".xml": "openvino_ir",
+    ".tflite": "tflite",
+    ".pb": "frozen_graph",
+    ".keras": "keras",
+    ".h5": "keras",
+    ".hdf5": "keras",
+    ".caffemodel": "caffe",
+    ".weights": "darknet",
 }
 # Which backends can read each kind of file (user files get these; catalog formats list their own).
 KIND_BACKENDS: dict[str, tuple[str, ...]] = {
@@ -43,7 +60,9 @@ KIND_BACKENDS: dict[str, tuple[str, ...]] = {
     "caffe": ("opencv",),
     "darknet": ("opencv",),
 }
-Decoder = Literal["yolox", "yolo", "tfod", "ssd_anchors", "detection_output", "yunet", "blazeface", "classifier"]
+Decoder = Literal[
+    "yolox", "yolo", "tfod", "ssd_anchors", "detection_output", "yunet", "blazeface", "classifier"
+]
 
 
 class _Strict(BaseModel):
@@ -241,7 +260,9 @@ class Catalog(_Strict):
             keys = [k for m in self.models for k in (m.name, *m.aliases)]
             close = difflib.get_close_matches(name.lower(), keys, n=3, cutoff=0.5)
             hint = f"did you mean {', '.join(close)}?" if close else f"known: {', '.join(self.names())}"
-            raise ModelError(f"unknown model {name!r}: {hint} (`vigil models list` shows all; a file path also works)")
+            raise ModelError(
+                f"unknown model {name!r}: {hint} (`vigil models list` shows all; a file path also works)"
+            )
         return entry
 
 

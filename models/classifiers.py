@@ -45,8 +45,15 @@ class Classifier:
     def classify_outputs(self, crops: Sequence[np.ndarray]) -> dict[str, np.ndarray]:
         """Each output as (N, k) rows (trailing 1x1 dims flattened), keyed by catalog output name."""
         for crop in crops:
-            if not isinstance(crop, np.ndarray) or crop.ndim != 3 or crop.shape[2] != 3 or min(crop.shape[:2]) < 1:
-                raise ValueError(f"expected non-empty H x W x 3 BGR crops, got {getattr(crop, 'shape', type(crop))}")
+            if (
+                not isinstance(crop, np.ndarray)
+                or crop.ndim != 3
+                or crop.shape[2] != 3
+                or min(crop.shape[:2]) < 1
+            ):
+                raise ValueError(
+                    f"expected non-empty H x W x 3 BGR crops, got {getattr(crop, 'shape', type(crop))}"
+                )
         if not crops:
             return {n: np.zeros((0, 0), np.float32) for n in self.output_names}
         raw = self.backend.infer({self.input_name: prepare_crops(crops, self.spec)})
@@ -71,7 +78,10 @@ class Classifier:
             dims = [d for d in (spec.shape[1:] if spec else ()) if d is not None]
             widths.append(int(np.prod(dims)) if dims else 1)
         bounds = np.cumsum([0, *widths])
-        return {n: slice(int(a), int(b)) for n, a, b in zip(self.output_names, bounds[:-1], bounds[1:], strict=True)}
+        return {
+            n: slice(int(a), int(b))
+            for n, a, b in zip(self.output_names, bounds[:-1], bounds[1:], strict=True)
+        }
 
     def close(self) -> None:
         self.backend.close()
@@ -95,5 +105,7 @@ def build_classifier(
     """
     choice = choose(model, backend, labels=labels)
     if choice.resolved.format.decoder != "classifier":
-        raise ModelError(f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} model, not a classifier")
+        raise ModelError(
+            f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} model, not a classifier"
+        )
     return Classifier(open_backend(choice, device, threads, mode=mode, precision=precision, batch=batch))

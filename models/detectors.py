@@ -110,11 +110,17 @@ class BackendDetector(Detector):
         """Raw outputs of one image -> Detections in that image's pixels."""
 
     def detections(
-        self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray, attributes: dict[str, np.ndarray] | None = None
+        self,
+        xyxy: np.ndarray,
+        scores: np.ndarray,
+        class_ids: np.ndarray,
+        attributes: dict[str, np.ndarray] | None = None,
     ) -> Detections:
         """Build Detections with labels from the model's label list."""
         ids = np.asarray(class_ids, np.int32).reshape(-1)
-        names = [label_for(self.labels, int(c), self.label_offset) if self.labels else str(int(c)) for c in ids]
+        names = [
+            label_for(self.labels, int(c), self.label_offset) if self.labels else str(int(c)) for c in ids
+        ]
         return Detections.create(xyxy, scores, ids, names, attributes=attributes)
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
@@ -182,7 +188,9 @@ def open_detector(
 
     decoder = choice.resolved.format.decoder
     if decoder not in DETECTOR_DECODERS:
-        raise ModelError(f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} classifier, not a detector")
+        raise ModelError(
+            f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} classifier, not a detector"
+        )
     if decoder == "yunet" and choice.backend == "opencv":
         return YuNetOpenCvDetector(choice, threads, conf, nms)
     loaded = open_backend(choice, device, threads, mode=mode, precision=precision)

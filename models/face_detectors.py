@@ -28,7 +28,9 @@ class YuNetDetector(BackendDetector):
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
         xyxy, scores, points = decode_yunet(outputs, transform.input_size, self.conf, self.nms)
         return self.detections(
-            transform.boxes_to_image(xyxy), scores, np.zeros(len(scores), np.int32),
+            transform.boxes_to_image(xyxy),
+            scores,
+            np.zeros(len(scores), np.int32),
             {"landmarks": transform.points_to_image(points).reshape(-1, 5, 2)},
         )
 
@@ -40,15 +42,24 @@ class BlazeFaceDetector(BackendDetector):
         super().__init__(loaded, conf, nms)
         variant = loaded.resolved.entry.variant
         if variant is None or self.input_size is None:
-            raise ModelError(f"model {loaded.resolved.name!r}: BlazeFace needs a catalog variant and input size")
+            raise ModelError(
+                f"model {loaded.resolved.name!r}: BlazeFace needs a catalog variant and input size"
+            )
         self.anchors = blazeface_anchors(variant)
 
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
         xyxy, scores, points = decode_blazeface(
-            self.output(outputs, 0), self.output(outputs, 1), self.anchors, transform.input_size[0], self.conf, self.nms
+            self.output(outputs, 0),
+            self.output(outputs, 1),
+            self.anchors,
+            transform.input_size[0],
+            self.conf,
+            self.nms,
         )
         return self.detections(
-            transform.normalised_boxes_to_image(xyxy), scores, np.zeros(len(scores), np.int32),
+            transform.normalised_boxes_to_image(xyxy),
+            scores,
+            np.zeros(len(scores), np.int32),
             {"landmarks": transform.normalised_points_to_image(points).reshape(-1, 6, 2)},
         )
 
@@ -59,7 +70,9 @@ class YuNetOpenCvDetector(Detector):
     `threads` calls cv2.setNumThreads, which is process-wide.
     """
 
-    def __init__(self, choice: Choice, threads: int | None = None, conf: float | None = None, nms: float | None = None) -> None:
+    def __init__(
+        self, choice: Choice, threads: int | None = None, conf: float | None = None, nms: float | None = None
+    ) -> None:
         from models.backends.opencv_dnn import cuda_available
 
         self.choice = choice
@@ -78,7 +91,9 @@ class YuNetOpenCvDetector(Detector):
                 str(choice.resolved.path), "", (320, 320), self.conf, self.nms, 5000, backend_id, target_id
             )
         except cv2.error as exc:
-            raise ModelError(f"cv2.FaceDetectorYN cannot load {choice.resolved.path}: {str(exc).strip().splitlines()[-1]}") from None
+            raise ModelError(
+                f"cv2.FaceDetectorYN cannot load {choice.resolved.path}: {str(exc).strip().splitlines()[-1]}"
+            ) from None
         self._load_seconds = time.perf_counter() - start
         self._size: tuple[int, int] | None = None
         self._threads = cv2.getNumThreads()
@@ -87,8 +102,16 @@ class YuNetOpenCvDetector(Detector):
     def info(self) -> DetectorInfo:
         r = self.choice.resolved
         return DetectorInfo(
-            r.name, r.entry.task, r.format.id, "opencv", f"opencv {cv2.__version__} FaceDetectorYN", self._device, "f32",
-            self._threads, round(self._load_seconds, 3), str(r.path),
+            r.name,
+            r.entry.task,
+            r.format.id,
+            "opencv",
+            f"opencv {cv2.__version__} FaceDetectorYN",
+            self._device,
+            "f32",
+            self._threads,
+            round(self._load_seconds, 3),
+            str(r.path),
         )
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
@@ -102,7 +125,10 @@ class YuNetOpenCvDetector(Detector):
         xyxy = np.clip(xyxy, 0, np.array([w, h, w, h], np.float32))
         labels: Sequence[str] = self.choice.resolved.labels or ("face",)
         return Detections.create(
-            xyxy, faces[:, 14], np.zeros(len(faces), np.int32), [labels[0]] * len(faces),
+            xyxy,
+            faces[:, 14],
+            np.zeros(len(faces), np.int32),
+            [labels[0]] * len(faces),
             attributes={"landmarks": faces[:, 4:14].reshape(-1, 5, 2)},
         )
 

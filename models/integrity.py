@@ -75,7 +75,9 @@ class DigestCache:
             return value
 
 
-def file_matches(path: Path, sha256: str | None, size: int | None, cache: DigestCache | None = None) -> tuple[bool, str]:
+def file_matches(
+    path: Path, sha256: str | None, size: int | None, cache: DigestCache | None = None
+) -> tuple[bool, str]:
     """(ok, reason): size is checked first so a truncated file costs no hashing."""
     if size is not None and path.stat().st_size != size:
         return False, f"size {path.stat().st_size} bytes, expected {size}"

@@ -67,8 +67,16 @@ class LoadedModel:
     def info(self) -> ModelRunInfo:
         r, b = self.choice.resolved, self.backend.info
         return ModelRunInfo(
-            r.name, r.entry.task, r.format.id, b.backend, b.runtime, b.device, b.precision, b.threads,
-            round(self.load_seconds, 3), str(r.path),
+            r.name,
+            r.entry.task,
+            r.format.id,
+            b.backend,
+            b.runtime,
+            b.device,
+            b.precision,
+            b.threads,
+            round(self.load_seconds, 3),
+            str(r.path),
         )
 
 
@@ -89,10 +97,14 @@ def choose(
     entry = catalog.find(model)
     if entry is None and looks_like_path(model):
         wanted = None if backend == "auto" else [backend]
-        resolved = resolve_user_file(model, wanted, labels=labels, decoder=user_decoder, input_spec=user_input)
+        resolved = resolve_user_file(
+            model, wanted, labels=labels, decoder=user_decoder, input_spec=user_input
+        )
         ranked = rank_backends(resolved.format.backends, [resolved.format.kind]) if backend == "auto" else []
         if ranked:
-            resolved = resolve_user_file(model, [ranked[0][0]], labels=labels, decoder=user_decoder, input_spec=user_input)
+            resolved = resolve_user_file(
+                model, [ranked[0][0]], labels=labels, decoder=user_decoder, input_spec=user_input
+            )
         reason = ranked[0][1] if ranked else "requested"
         return _logged(Choice(resolved, resolved.backend or resolved.format.backends[0], reason))
     if entry is None:
@@ -104,7 +116,9 @@ def choose(
     kinds = [f.kind for f in entry.formats_for("tensorflow")]
     ranked = rank_backends(entry.backends, kinds)
     if not ranked:
-        raise ModelError(f"model {entry.name!r} needs {', '.join(entry.backends)}, and none of them is installed")
+        raise ModelError(
+            f"model {entry.name!r} needs {', '.join(entry.backends)}, and none of them is installed"
+        )
     resolved = resolve(entry.name, [b for b, _ in ranked], labels=labels, catalog=catalog)
     reasons = dict(ranked)
     reason = reasons[resolved.backend or ranked[0][0]]
@@ -143,11 +157,26 @@ def open_backend(
     names: Sequence[str] = [o.name for o in fmt.outputs]
     start = time.perf_counter()
     backend = load_backend(
-        choice.resolved.path, choice.backend, device, threads, kind=fmt.kind,
-        inputs=[fmt.input.name] if fmt.input.name else None, outputs=names or None,
-        mode=mode, batch=batch, input_shape=input_shape(fmt), precision=precision,
+        choice.resolved.path,
+        choice.backend,
+        device,
+        threads,
+        kind=fmt.kind,
+        inputs=[fmt.input.name] if fmt.input.name else None,
+        outputs=names or None,
+        mode=mode,
+        batch=batch,
+        input_shape=input_shape(fmt),
+        precision=precision,
     )
     elapsed = time.perf_counter() - start
     info = backend.info
-    log.info("model %s: loaded in %.2f s on %s %s (%s)", choice.resolved.name, elapsed, info.backend, info.device, info.precision)
+    log.info(
+        "model %s: loaded in %.2f s on %s %s (%s)",
+        choice.resolved.name,
+        elapsed,
+        info.backend,
+        info.device,
+        info.precision,
+    )
     return LoadedModel(choice, backend, elapsed)

@@ -28,14 +28,20 @@ class YoloxDetector(BackendDetector):
 class YoloDetector(BackendDetector):
     """A user's YOLO file: layout (yolox, yolov5, yolov8) detected from the output by decode_yolo."""
 
-    def __init__(self, loaded: LoadedModel, conf: float | None = None, nms: float | None = None, layout: str = "auto") -> None:
+    def __init__(
+        self, loaded: LoadedModel, conf: float | None = None, nms: float | None = None, layout: str = "auto"
+    ) -> None:
         super().__init__(loaded, conf if conf is not None else 0.25, nms if nms is not None else 0.45)
         if self.input_size is None:
-            raise ModelError(f"model {loaded.resolved.path}: the input size is dynamic; give an `input` spec with a size")
+            raise ModelError(
+                f"model {loaded.resolved.path}: the input size is dynamic; give an `input` spec with a size"
+            )
         self.layout = layout
 
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
-        xyxy, scores, ids = decode_yolo(self.output(outputs, 0), transform.input_size, self.conf, self.nms, layout=self.layout)
+        xyxy, scores, ids = decode_yolo(
+            self.output(outputs, 0), transform.input_size, self.conf, self.nms, layout=self.layout
+        )
         return self.detections(transform.boxes_to_image(xyxy), scores, ids)
 
 
@@ -55,17 +61,25 @@ class SsdAnchorDetector(BackendDetector):
         super().__init__(loaded, conf, nms)
         anchors = loaded.resolved.file_path("anchors")
         if anchors is None:
-            raise ModelError(f"model {loaded.resolved.name!r} ({loaded.resolved.format.id}) lists no anchors file")
+            raise ModelError(
+                f"model {loaded.resolved.name!r} ({loaded.resolved.format.id}) lists no anchors file"
+            )
         self.anchors = np.load(anchors).astype(np.float32)
         self.dequant = [o.dequantize for o in loaded.resolved.format.outputs]
 
     def _float(self, outputs: dict[str, np.ndarray], index: int) -> np.ndarray:
         raw = self.output(outputs, index)
         params = self.dequant[index] if index < len(self.dequant) else None
-        return dequantize(raw, *params) if params and raw.dtype in (np.uint8, np.int8) else raw.astype(np.float32)
+        return (
+            dequantize(raw, *params)
+            if params and raw.dtype in (np.uint8, np.int8)
+            else raw.astype(np.float32)
+        )
 
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
-        xyxy, scores, ids = decode_ssd_anchors(self._float(outputs, 0), self._float(outputs, 1), self.anchors, self.conf, self.nms)
+        xyxy, scores, ids = decode_ssd_anchors(
+            self._float(outputs, 0), self._float(outputs, 1), self.anchors, self.conf, self.nms
+        )
         return self.detections(transform.normalised_boxes_to_image(xyxy), scores, ids)
 
 

@@ -42,12 +42,17 @@ class InputTransform:
     def points_to_image(self, points: np.ndarray) -> np.ndarray:
         """Input-pixel points (..., 2) -> image pixels (not clipped)."""
         p = np.asarray(points, np.float32)
-        return ((p - np.array([self.pad_x, self.pad_y], np.float32)) / np.array([self.scale_x, self.scale_y], np.float32)).astype(np.float32)
+        return (
+            (p - np.array([self.pad_x, self.pad_y], np.float32))
+            / np.array([self.scale_x, self.scale_y], np.float32)
+        ).astype(np.float32)
 
     def normalised_boxes_to_image(self, xyxy: np.ndarray, clip: bool = True) -> np.ndarray:
         """Boxes in 0..1 of the model input -> image pixels."""
         w, h = self.input_size
-        return self.boxes_to_image(np.asarray(xyxy, np.float32).reshape(-1, 4) * np.array([w, h, w, h], np.float32), clip)
+        return self.boxes_to_image(
+            np.asarray(xyxy, np.float32).reshape(-1, 4) * np.array([w, h, w, h], np.float32), clip
+        )
 
     def normalised_points_to_image(self, points: np.ndarray) -> np.ndarray:
         return self.points_to_image(np.asarray(points, np.float32) * np.array(self.input_size, np.float32))
@@ -80,21 +85,34 @@ def prepare_image(
     h, w = image_bgr.shape[:2]
     size = size or spec.size or (w, h)
     if spec.resize == "stretch":
-        pixels = image_bgr if (w, h) == tuple(size) else cv2.resize(image_bgr, tuple(size), interpolation=cv2.INTER_LINEAR)
+        pixels = (
+            image_bgr
+            if (w, h) == tuple(size)
+            else cv2.resize(image_bgr, tuple(size), interpolation=cv2.INTER_LINEAR)
+        )
         transform = InputTransform(size[0] / w, size[1] / h, 0.0, 0.0, tuple(size), (w, h))
     else:
-        pixels, box = letterbox(image_bgr, tuple(size), pad_value=spec.pad_value, center=spec.resize == "letterbox_center")
+        pixels, box = letterbox(
+            image_bgr, tuple(size), pad_value=spec.pad_value, center=spec.resize == "letterbox_center"
+        )
         transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, tuple(size), (w, h))
     return _to_tensor(pixels, spec), transform
 
 
-def prepare_crops(crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None) -> np.ndarray:
+def prepare_crops(
+    crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None
+) -> np.ndarray:
     """BGR crops -> one batch tensor (N, ...), each crop stretched to the input size."""
     size = size or spec.size
     if size is None:
         raise ValueError("classifier crops need an input size (catalog input.size)")
     parts = [
-        _to_tensor(cv2.resize(c, tuple(size), interpolation=cv2.INTER_LINEAR) if c.shape[1::-1] != tuple(size) else c, spec)
+        _to_tensor(
+            cv2.resize(c, tuple(size), interpolation=cv2.INTER_LINEAR)
+            if c.shape[1::-1] != tuple(size)
+            else c,
+            spec,
+        )
         for c in crops
     ]
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)

@@ -39,7 +39,11 @@ def models_cache_dir() -> Path:
 
 def search_roots() -> list[Path]:
     """`$VIGIL_MODELS` entries (in order), then the user cache."""
-    roots = [Path(p).expanduser().resolve() for p in os.environ.get("VIGIL_MODELS", "").split(os.pathsep) if p.strip()]
+    roots = [
+        Path(p).expanduser().resolve()
+        for p in os.environ.get("VIGIL_MODELS", "").split(os.pathsep)
+        if p.strip()
+    ]
     cache = models_cache_dir()
     if cache not in roots:
         roots.append(cache)
@@ -88,7 +92,9 @@ def present_root(fmt: ModelFormat, roots: Sequence[Path]) -> Path | None:
     return None
 
 
-def _verify(entry: ModelEntry, fmt: ModelFormat, root: Path, roots: Sequence[Path], cache: DigestCache) -> None:
+def _verify(
+    entry: ModelEntry, fmt: ModelFormat, root: Path, roots: Sequence[Path], cache: DigestCache
+) -> None:
     for f in fmt.files:
         path = root / f.path
         ok, reason = file_matches(path, f.sha256, f.bytes, cache)
@@ -128,7 +134,12 @@ def _candidates(entry: ModelEntry, backends: Sequence[str] | None) -> list[tuple
 
 
 def looks_like_path(model: str) -> bool:
-    return "/" in model or os.sep in model or Path(model).suffix.lower() in MODEL_SUFFIXES or Path(model).exists()
+    return (
+        "/" in model
+        or os.sep in model
+        or Path(model).suffix.lower() in MODEL_SUFFIXES
+        or Path(model).exists()
+    )
 
 
 def load_label_file(path: str | Path) -> tuple[str, ...]:
@@ -183,9 +194,13 @@ def _user_kind(path: Path) -> str:
         raise ModelError(f"model folder {path} has no saved_model.pb (only SavedModel folders are supported)")
     kind = MODEL_SUFFIXES.get(path.suffix.lower())
     if kind is None:
-        raise ModelError(f"model file {path}: unknown type {path.suffix!r} (known: {', '.join(sorted(MODEL_SUFFIXES))})")
+        raise ModelError(
+            f"model file {path}: unknown type {path.suffix!r} (known: {', '.join(sorted(MODEL_SUFFIXES))})"
+        )
     if kind == "openvino_ir" and not path.with_suffix(".bin").is_file():
-        raise ModelError(f"model file {path}: the IR weights {path.with_suffix('.bin').name} are missing beside it")
+        raise ModelError(
+            f"model file {path}: the IR weights {path.with_suffix('.bin').name} are missing beside it"
+        )
     return kind
 
 
@@ -212,19 +227,28 @@ def resolve_user_file(
     kind = _user_kind(path)
     allowed = KIND_BACKENDS[kind]
     if backends is not None and not any(b in allowed for b in backends):
-        raise ModelError(f"model file {path}: {'/'.join(backends)} cannot read {kind} files (use {', '.join(allowed)})")
+        raise ModelError(
+            f"model file {path}: {'/'.join(backends)} cannot read {kind} files (use {', '.join(allowed)})"
+        )
     rel = f"{path.name}/saved_model.pb" if kind == "savedmodel" else path.name
     files = [ModelFile(path=rel)]
     if kind == "openvino_ir":
         files.append(ModelFile(path=path.with_suffix(".bin").name, role="weights"))
     names = load_label_file(labels) if labels else None
     fmt = ModelFormat(
-        id=kind, kind=kind, backends=allowed, files=tuple(files),
-        input=input_spec or USER_YOLO_INPUT, decoder=decoder,  # type: ignore[arg-type]
+        id=kind,
+        kind=kind,
+        backends=allowed,
+        files=tuple(files),
+        input=input_spec or USER_YOLO_INPUT,
+        decoder=decoder,  # type: ignore[arg-type]
     )
     entry = ModelEntry(
-        name=path.stem, task=task, summary=f"user file {path}",  # type: ignore[arg-type]
-        licence=Licence(name="unknown (user file)"), formats=(fmt,),
+        name=path.stem,
+        task=task,
+        summary=f"user file {path}",  # type: ignore[arg-type]
+        licence=Licence(name="unknown (user file)"),
+        formats=(fmt,),
         labels=Labels(names=names) if names else None,
     )
     backend = next((b for b in (backends or allowed) if b in allowed), allowed[0])

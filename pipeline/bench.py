@@ -25,6 +25,7 @@ from pipeline.transport import LinkReceiver, LinkSender, endpoint
 
 def _timed_handoff(send: Any, recv: Any, frames: list[Frame]) -> float:
     """Seconds per frame for a producer thread handing frames to this thread."""
+
     def produce() -> None:
         for f in frames:
             send(f)
@@ -73,10 +74,12 @@ def transport_bench(size: tuple[int, int] = (1920, 1080), n: int = 300) -> list[
     return rows
 
 
-def sequential_baseline(config: PipelineConfig, output_dir: Path, max_frames: int | None) -> tuple[int, float, float]:
+def sequential_baseline(
+    config: PipelineConfig, output_dir: Path, max_frames: int | None
+) -> tuple[int, float, float]:
     """Read -> every stage's process() in turn -> next frame, in one thread.
     Returns (frames, processing seconds, setup seconds)."""
-    from stages.capture import open_source
+    from pipeline.sources import open_source
 
     t_setup = time.perf_counter()
     src = config.sources[0]
@@ -109,7 +112,9 @@ def sequential_baseline(config: PipelineConfig, output_dir: Path, max_frames: in
     return n, time.perf_counter() - t0, setup
 
 
-def pipeline_bench(config: PipelineConfig, max_frames: int | None = None, rounds: int = 2) -> list[dict[str, Any]]:
+def pipeline_bench(
+    config: PipelineConfig, max_frames: int | None = None, rounds: int = 2
+) -> list[dict[str, Any]]:
     """Interleave `rounds` of each and keep each side's best, so a burst of load elsewhere on
     the machine does not decide the ratio."""
     import cv2
@@ -133,10 +138,22 @@ def pipeline_bench(config: PipelineConfig, max_frames: int | None = None, rounds
     n_pipe, t_pipe, s_pipe = min(pipe_runs, key=lambda x: x[1] / max(1, x[0]))
     seq_fps, pipe_fps = n_seq / t_seq, n_pipe / t_pipe
     return [
-        {"run": "sequential loop (read, process each stage, write)", "frames": n_seq, "setup_s": round(s_seq, 2),
-         "seconds": round(t_seq, 3), "fps": round(seq_fps, 2), "x_sequential": 1.0},
-        {"run": "vigil pipeline (stages in threads, ZeroMQ links)", "frames": n_pipe, "setup_s": round(s_pipe, 2),
-         "seconds": round(t_pipe, 3), "fps": round(pipe_fps, 2), "x_sequential": round(pipe_fps / seq_fps, 2)},
+        {
+            "run": "sequential loop (read, process each stage, write)",
+            "frames": n_seq,
+            "setup_s": round(s_seq, 2),
+            "seconds": round(t_seq, 3),
+            "fps": round(seq_fps, 2),
+            "x_sequential": 1.0,
+        },
+        {
+            "run": "vigil pipeline (stages in threads, ZeroMQ links)",
+            "frames": n_pipe,
+            "setup_s": round(s_pipe, 2),
+            "seconds": round(t_pipe, 3),
+            "fps": round(pipe_fps, 2),
+            "x_sequential": round(pipe_fps / seq_fps, 2),
+        },
     ]
 
 

@@ -21,7 +21,9 @@ log = logging.getLogger("vigil")
 
 def _setup_logging(debug: bool, quiet: bool) -> None:
     level = logging.DEBUG if debug else (logging.WARNING if quiet else logging.INFO)
-    logging.basicConfig(level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.basicConfig(
+        level=level, format="%(asctime)s %(levelname)-7s %(name)s: %(message)s", datefmt="%H:%M:%S"
+    )
     for noisy in ("h5py", "absl", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
 
@@ -56,10 +58,15 @@ def cmd_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print(format_table(summary["stages"]), file=sys.stderr)
         for m in summary.get("models", []):
-            print(f"model {m.get('model')}: backend {m.get('backend')}, device {m.get('device')}, "
-                  f"precision {m.get('precision')}", file=sys.stderr)
-    line = (f"{summary['status']}: {summary['frames']} frames in {summary['duration_s']:.1f}s "
-            f"({summary['fps'] or 0:.1f} fps) -> {args.output}")
+            print(
+                f"model {m.get('model')}: backend {m.get('backend')}, device {m.get('device')}, "
+                f"precision {m.get('precision')}",
+                file=sys.stderr,
+            )
+    line = (
+        f"{summary['status']}: {summary['frames']} frames in {summary['duration_s']:.1f}s "
+        f"({summary['fps'] or 0:.1f} fps) -> {args.output}"
+    )
     if summary.get("error"):
         line += f"\nerror: {summary['error']}"
     print(line, file=sys.stderr)
@@ -68,8 +75,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
 def cmd_validate(args: argparse.Namespace) -> int:
     config = _load(args)
-    print(f"{args.config}: ok ({len(config.sources)} source(s), {len(config.stages)} stage(s): "
-          f"{' -> '.join(s.id for s in config.stages)})")
+    print(
+        f"{args.config}: ok ({len(config.sources)} source(s), {len(config.stages)} stage(s): "
+        f"{' -> '.join(s.id for s in config.stages)})"
+    )
     return 0
 
 
@@ -82,10 +91,18 @@ def cmd_stages(args: argparse.Namespace) -> int:
 
 def _add_run_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("config", help="pipeline YAML file (see configs/)")
-    p.add_argument("--source", action="append", metavar="PATH|URL|INDEX",
-                   help="replace the config's source (repeat for several cameras)")
-    p.add_argument("--set", action="append", metavar="PATH=VALUE",
-                   help="override a config value, e.g. stages.faces.with.min_neighbors=6")
+    p.add_argument(
+        "--source",
+        action="append",
+        metavar="PATH|URL|INDEX",
+        help="replace the config's source (repeat for several cameras)",
+    )
+    p.add_argument(
+        "--set",
+        action="append",
+        metavar="PATH=VALUE",
+        help="override a config value, e.g. stages.faces.with.min_neighbors=6",
+    )
     # Also accepted after the verb (`vigil run CFG -q`); SUPPRESS keeps `vigil -q run CFG` working.
     p.add_argument("--quiet", "-q", action="store_true", default=argparse.SUPPRESS, help="same as vigil -q")
 
@@ -96,10 +113,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
-    run = sub.add_parser("run", help="run a pipeline", description="Run a pipeline on its sources (or --source).")
+    run = sub.add_parser(
+        "run", help="run a pipeline", description="Run a pipeline on its sources (or --source)."
+    )
     _add_run_options(run)
-    run.add_argument("--output", "-o", default="out", metavar="DIR",
-                     help="where file sinks write (annotated.mp4, results.jsonl, summary.json); default: out")
+    run.add_argument(
+        "--output",
+        "-o",
+        default="out",
+        metavar="DIR",
+        help="where file sinks write (annotated.mp4, results.jsonl, summary.json); default: out",
+    )
     run.add_argument("--summary", metavar="FILE", help="also write the run summary JSON here")
     run.set_defaults(func=cmd_run)
 
@@ -136,7 +160,10 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as exc:  # a bug: say so plainly, trace with --debug
         if args.debug:
             raise
-        print(f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)", file=sys.stderr)
+        print(
+            f"internal error: {type(exc).__name__}: {exc} (run with --debug for the traceback)",
+            file=sys.stderr,
+        )
         return 1
 
 

@@ -30,21 +30,29 @@ class ReconnectConfig(_Model):
 
     initial_delay_s: float = Field(0.5, gt=0, description="first wait before reopening, seconds")
     max_delay_s: float = Field(30.0, gt=0, description="longest wait between attempts, seconds")
-    max_attempts: int | None = Field(None, ge=0, description="give up after this many failed reopens (none: never)")
+    max_attempts: int | None = Field(
+        None, ge=0, description="give up after this many failed reopens (none: never)"
+    )
 
 
 class SourceConfig(_Model):
     """One input: a video file, an image folder or glob, a webcam index, or an RTSP/HTTP URL."""
 
     id: str = Field("cam0", pattern=r"^[A-Za-z0-9_.-]+$", description="name of the source in results")
-    uri: str | int = Field(description="file path, folder/glob, webcam index, rtsp:// http(s):// URL or synthetic://WxH")
+    uri: str | int = Field(
+        description="file path, folder/glob, webcam index, rtsp:// http(s):// URL or synthetic://WxH"
+    )
     realtime: bool = Field(False, description="pace a file at its own fps, like a camera (drops when behind)")
     every: int = Field(1, ge=1, description="keep one frame in N")
-    resize: tuple[int, int] | None = Field(None, description="[width, height] to resize frames to after capture")
+    resize: tuple[int, int] | None = Field(
+        None, description="[width, height] to resize frames to after capture"
+    )
     max_frames: int | None = Field(None, ge=1, description="stop after this many emitted frames")
     loop: bool = Field(False, description="restart a file at its end (demos, soak tests)")
     open_timeout_s: float = Field(10.0, gt=0, description="how long opening a stream may take, seconds")
-    read_timeout_s: float = Field(10.0, gt=0, description="a stream silent this long counts as dropped, seconds")
+    read_timeout_s: float = Field(
+        10.0, gt=0, description="a stream silent this long counts as dropped, seconds"
+    )
     reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
 
     @field_validator("resize")
@@ -61,12 +69,22 @@ class StageConfig(_Model):
     id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="unique name of this stage")
     kind: str = Field(description="registered stage kind, e.g. detect.haar (see `vigil stages`)")
     with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="options of the kind")
-    after: str | None = Field(None, description="id of the stage feeding this one (default: the previous stage)")
-    placement: Literal["thread", "process"] = Field("thread", description="run in a thread or its own process")
+    after: str | None = Field(
+        None, description="id of the stage feeding this one (default: the previous stage)"
+    )
+    placement: Literal["thread", "process"] = Field(
+        "thread", description="run in a thread or its own process"
+    )
     workers: int = Field(1, ge=1, le=64, description="replicas; results are merged back into sequence order")
-    on_error: Literal["skip", "stop"] = Field("skip", description="on an exception: pass the frame on, or stop the run")
-    threads: int | None = Field(None, ge=1, description="CPU threads this stage may use (default: a fair share)")
-    batch: int = Field(1, ge=1, le=256, description="frames handed to process_batch at once when they are waiting")
+    on_error: Literal["skip", "stop"] = Field(
+        "skip", description="on an exception: pass the frame on, or stop the run"
+    )
+    threads: int | None = Field(
+        None, ge=1, description="CPU threads this stage may use (default: a fair share)"
+    )
+    batch: int = Field(
+        1, ge=1, le=256, description="frames handed to process_batch at once when they are waiting"
+    )
     options: Any = Field(None, exclude=True)  # the validated Options of the kind, filled in by load
 
     @field_validator("with_", mode="before")
@@ -79,15 +97,18 @@ class LinksConfig(_Model):
     """Defaults for the links between stages."""
 
     policy: Literal["auto", "lossless", "latest"] = Field(
-        "auto", description="lossless: every frame, backpressure; latest: newest frame only, drops counted; "
-        "auto: lossless for files and folders, latest for cameras and streams"
+        "auto",
+        description="lossless: every frame, backpressure; latest: newest frame only, drops counted; "
+        "auto: lossless for files and folders, latest for cameras and streams",
     )
     capacity: int = Field(4, ge=1, le=1024, description="frames a link holds before backpressure or drops")
     transport: Literal["auto", "inproc", "ipc", "tcp"] = Field(
         "auto", description="auto: inproc between threads, ipc to processes; tcp forces loopback TCP"
     )
     host: str = Field("127.0.0.1", description="address tcp links bind to (never all interfaces unless told)")
-    stall_timeout_s: float = Field(120.0, gt=0, description="abort when no frame moves anywhere for this long")
+    stall_timeout_s: float = Field(
+        120.0, gt=0, description="abort when no frame moves anywhere for this long"
+    )
 
 
 class PipelineConfig(_Model):
@@ -110,7 +131,9 @@ class PipelineConfig(_Model):
                 raise _PathError(("stages", i, "id"), f"duplicate stage id {stage.id!r}")
             if stage.after is not None and stage.after not in ids[:i]:
                 where = "a later stage" if stage.after in ids else "no stage"
-                raise _PathError(("stages", i, "after"), f"{stage.after!r} is {where}; `after` must name an earlier stage")
+                raise _PathError(
+                    ("stages", i, "after"), f"{stage.after!r} is {where}; `after` must name an earlier stage"
+                )
             seen.add(stage.id)
         src_ids = [s.id for s in self.sources]
         if len(set(src_ids)) != len(src_ids):
@@ -181,8 +204,9 @@ def _friendly(err: dict[str, Any]) -> str:
     return msg[0].lower() + msg[1:] if msg else kind
 
 
-def _describe(path: Path_, message: str, lines: dict[Path_, int], origin: str,
-              overridden: Collection[Path_] = ()) -> str:
+def _describe(
+    path: Path_, message: str, lines: dict[Path_, int], origin: str, overridden: Collection[Path_] = ()
+) -> str:
     if any(tuple(path[: len(o)]) == o for o in overridden):
         return f"{format_path(path)}: {message} (from --set)"
     probe = tuple(path)
@@ -219,7 +243,9 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> set[Path_]
                     idx = int(part)
                 else:
                     ids = [el.get("id") for el in node if isinstance(el, dict)]
-                    raise ConfigError(f"--set {item!r}: no entry {part!r} in {format_path(parts[:depth])} (ids: {ids})")
+                    raise ConfigError(
+                        f"--set {item!r}: no entry {part!r} in {format_path(parts[:depth])} (ids: {ids})"
+                    )
                 resolved.append(idx)
                 if last:
                     node[idx] = value
@@ -247,7 +273,9 @@ class _StrictLoader(yaml.SafeLoader):
         for key_node, _ in node.value:
             key = self.construct_object(key_node, deep=deep)
             if key in seen:
-                raise yaml.constructor.ConstructorError(None, None, f"duplicate key {key!r}", key_node.start_mark)
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r}", key_node.start_mark
+                )
             seen.add(key)
         return super().construct_mapping(node, deep=deep)
 
@@ -272,8 +300,13 @@ def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[
     return raw, _line_map(node)
 
 
-def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>", origin: str = "file",
-             overridden: Collection[Path_] = ()) -> PipelineConfig:
+def validate(
+    raw: dict[str, Any],
+    lines: dict[Path_, int],
+    name: str = "<config>",
+    origin: str = "file",
+    overridden: Collection[Path_] = (),
+) -> PipelineConfig:
     """Validate a parsed pipeline; raise one ConfigError listing every problem found."""
     problems: list[str] = []
 
@@ -308,7 +341,11 @@ def validate(raw: dict[str, Any], lines: dict[Path_, int], name: str = "<config>
                 problems.append(describe(path, msg))
             continue
         if stage.workers > 1 and cls.is_stateful(stage.options):
-            problems.append(describe(("stages", i, "workers"), f"{stage.kind} keeps state across frames; workers must be 1"))
+            problems.append(
+                describe(
+                    ("stages", i, "workers"), f"{stage.kind} keeps state across frames; workers must be 1"
+                )
+            )
     if problems:
         raise ConfigError(f"{name}: invalid pipeline\n  " + "\n  ".join(problems))
     return config

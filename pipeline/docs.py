@@ -20,7 +20,9 @@ def _options(model: type[BaseModel], indent: str = "    ") -> list[str]:
         if field.exclude:  # internal (filled in by validation)
             continue
         key = field.alias or name
-        default = "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+        default = (
+            "required" if field.is_required() else f"default {field.get_default(call_default_factory=True)!r}"
+        )
         ann = getattr(field.annotation, "__name__", None) or str(field.annotation).replace("typing.", "")
         lines.append(f"{indent}{key} ({ann}; {default})")
         if field.description:
@@ -35,8 +37,14 @@ def list_kinds() -> str:
         names = [f.alias or n for n, f in cls.Options.model_fields.items() if not f.exclude]
         if names:
             rows.append(f"  {'':<22} options: {', '.join(names)}")
-    rows += ["", "Per-stage keys (beside kind/with):", *_options(StageConfig),
-             "", "Source keys (sources: list):", *_options(SourceConfig)]
+    rows += [
+        "",
+        "Per-stage keys (beside kind/with):",
+        *_options(StageConfig),
+        "",
+        "Source keys (sources: list):",
+        *_options(SourceConfig),
+    ]
     return "\n".join(rows)
 
 

@@ -31,8 +31,14 @@ class ExecutorState:
 class StageExecutor:
     """Apply a stage to messages and say what to send on."""
 
-    def __init__(self, stage: Stage, on_error: str = "skip", batch: int = 1,
-                 on_fatal: Callable[[str], None] | None = None, on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        stage: Stage,
+        on_error: str = "skip",
+        batch: int = 1,
+        on_fatal: Callable[[str], None] | None = None,
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.stage, self.on_error, self.batch = stage, on_error, batch
         self.on_fatal = on_fatal or (lambda msg: None)
         self.on_stop = on_stop or (lambda: None)
@@ -61,8 +67,14 @@ class StageExecutor:
     def _failed(self, frame: Frame, exc: Exception) -> list[Message]:
         self.state.errors += 1
         detail = str(exc) if isinstance(exc, VigilError) else f"{type(exc).__name__}: {exc}"
-        log.error("stage %s failed on frame %s#%d: %s", self.sid, frame.source, frame.seq, detail,
-                  exc_info=not isinstance(exc, VigilError) and log.isEnabledFor(logging.DEBUG))
+        log.error(
+            "stage %s failed on frame %s#%d: %s",
+            self.sid,
+            frame.source,
+            frame.seq,
+            detail,
+            exc_info=not isinstance(exc, VigilError) and log.isEnabledFor(logging.DEBUG),
+        )
         if self.on_error == "stop":
             self.state.failed = f"stage {self.sid} failed on frame {frame.source}#{frame.seq}: {detail}"
             self.on_fatal(self.state.failed)
@@ -79,8 +91,13 @@ class StageExecutor:
                     out += self.stage.end_stream(msg.source)
         except Exception as exc:
             self.state.errors += 1
-            log.error("stage %s failed at stream %s of %s: %s", self.sid,
-                      "start" if isinstance(msg, StreamStart) else "end", getattr(msg, "source", "?"), exc)
+            log.error(
+                "stage %s failed at stream %s of %s: %s",
+                self.sid,
+                "start" if isinstance(msg, StreamStart) else "end",
+                getattr(msg, "source", "?"),
+                exc,
+            )
             if self.on_error == "stop":
                 self.state.failed = f"stage {self.sid} failed: {exc}"
                 self.on_fatal(self.state.failed)
@@ -90,8 +107,13 @@ class StageExecutor:
 Emit = Callable[[list[Message], int], None]
 
 
-def serve(executor: StageExecutor, receiver: LinkReceiver, emit: Emit, stop: threading.Event,
-          until_sources: set[str] | None = None) -> None:
+def serve(
+    executor: StageExecutor,
+    receiver: LinkReceiver,
+    emit: Emit,
+    stop: threading.Event,
+    until_sources: set[str] | None = None,
+) -> None:
     """Receive, process, emit until a `stop` control, the end of every source in `until_sources`,
     or the `stop` event (abort). Frames waiting together are batched up to `executor.batch`."""
     pending: Envelope | None = None

@@ -219,7 +219,12 @@ class Event:
     data: Mapping[str, Any] = field(default_factory=dict)
 
     def to_record(self) -> dict[str, Any]:
-        return {"type": self.type, "stage": self.stage, "track_id": self.track_id, **to_jsonable(dict(self.data))}
+        return {
+            "type": self.type,
+            "stage": self.stage,
+            "track_id": self.track_id,
+            **to_jsonable(dict(self.data)),
+        }
 
     @classmethod
     def from_record(cls, record: Mapping[str, Any]) -> Event:

@@ -71,7 +71,9 @@ class StageMetrics:
                 "latency_ms_p50": round(float(np.percentile(lat, 50)), 3) if lat.size else None,
                 "latency_ms_p99": round(float(np.percentile(lat, 99)), 3) if lat.size else None,
                 "queue_depth_max": self.queue_depth_max,
-                "queue_depth_mean": round(self.queue_depth_sum / self.queue_samples, 2) if self.queue_samples else 0,
+                "queue_depth_mean": round(self.queue_depth_sum / self.queue_samples, 2)
+                if self.queue_samples
+                else 0,
                 "drops": self.drops,
                 "errors": self.errors,
                 "restarts": self.restarts,
@@ -83,9 +85,11 @@ def format_table(stages: dict[str, dict[str, Any]]) -> str:
     head = f"{'stage':<16}{'kind':<20}{'in':>7}{'out':>7}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}{'queue':>7}{'drops':>7}{'errors':>7}"
     rows = [head, "-" * len(head)]
     for sid, m in stages.items():
+
         def num(v: Any, fmt: str) -> str:
             width = int(fmt.split(".")[0])
             return format(v, fmt) if isinstance(v, (int, float)) else "-".rjust(width)
+
         rows.append(
             f"{sid[:15]:<16}{m['kind'][:19]:<20}{m['frames_in']:>7}{m['frames_out']:>7}{num(m['fps'], '9.1f')}"
             f"{num(m['latency_ms_p50'], '9.2f')}{num(m['latency_ms_p99'], '9.2f')}{m['queue_depth_max']:>7}"

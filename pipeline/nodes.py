@@ -48,7 +48,9 @@ class Node:
     def alive(self) -> bool: ...
 
 
-def _fan_out(outputs: list[LinkSender], metrics: StageMetrics, stop: threading.Event) -> Callable[[list[Message], int], None]:
+def _fan_out(
+    outputs: list[LinkSender], metrics: StageMetrics, stop: threading.Event
+) -> Callable[[list[Message], int], None]:
     def emit(msgs: list[Message], _ticket: int) -> None:
         for m in msgs:
             if isinstance(m, Frame):
@@ -57,15 +59,24 @@ def _fan_out(outputs: list[LinkSender], metrics: StageMetrics, stop: threading.E
                     metrics.error()
             for out in outputs:
                 out.send(m, stop)
+
     return emit
 
 
 class StageNode(Node):
     """One stage instance in one thread."""
 
-    def __init__(self, cfg: StageConfig, context: StageContext, receiver: LinkReceiver, outputs: list[LinkSender],
-                 sources: set[str], abort: threading.Event, on_fatal: Callable[[str], None],
-                 on_stop: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self,
+        cfg: StageConfig,
+        context: StageContext,
+        receiver: LinkReceiver,
+        outputs: list[LinkSender],
+        sources: set[str],
+        abort: threading.Event,
+        on_fatal: Callable[[str], None],
+        on_stop: Callable[[], None] | None = None,
+    ) -> None:
         self.cfg, self.context, self.receiver, self.outputs = cfg, context, receiver, outputs
         self.sources, self.abort, self.on_fatal, self.on_stop = sources, abort, on_fatal, on_stop
         self.metrics = StageMetrics(cfg.id, cfg.kind)
@@ -145,13 +156,19 @@ def run_worker(spec: dict[str, Any], stop: Any) -> None:
     stage = None
     try:
         cls = get_kind(spec["kind"])
-        context = StageContext(spec["id"], output_dir=spec["output_dir"], threads=spec["threads"],
-                               sources={k: SourceInfo(**v) for k, v in spec["sources"].items()})
+        context = StageContext(
+            spec["id"],
+            output_dir=spec["output_dir"],
+            threads=spec["threads"],
+            sources={k: SourceInfo(**v) for k, v in spec["sources"].items()},
+        )
         stage = cls(cls.Options.model_validate(spec["options"]), context)
         stage.setup()
     except Exception as exc:
         code = getattr(exc, "exit_code", StageError.exit_code)
-        results.send(Control("failed", {"wid": wid, "error": f"{type(exc).__name__}: {exc}", "code": code}), origin=wid)
+        results.send(
+            Control("failed", {"wid": wid, "error": f"{type(exc).__name__}: {exc}", "code": code}), origin=wid
+        )
         results.close()
         inbox.close()
         return
@@ -179,7 +196,9 @@ def _process_main(spec: dict[str, Any], stop: Any) -> None:
     import signal
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent drains on Ctrl-C and tells us to stop
-    logging.basicConfig(level=spec.get("log_level", logging.WARNING), format="%(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=spec.get("log_level", logging.WARNING), format="%(levelname)s %(name)s: %(message)s"
+    )
     import cv2
 
     cv2.setNumThreads(spec["threads"])

@@ -35,7 +35,9 @@ class _Slot:
     sender: LinkSender | None = None
     handle: Any = None  # threading.Thread | mp.Process
     inflight: dict[int, tuple[Message, int]] = field(default_factory=dict)  # ticket -> (message, attempts)
-    backlog: deque[tuple[int, Message, int]] = field(default_factory=deque)  # resent one at a time after a crash
+    backlog: deque[tuple[int, Message, int]] = field(
+        default_factory=deque
+    )  # resent one at a time after a crash
     probing: bool = False  # after a crash: one message in flight, so the next death names its culprit
     no_progress: int = 0  # restarts since this worker last finished a message
     ready: bool = False
@@ -43,9 +45,19 @@ class _Slot:
 
 
 class PoolNode(Node):
-    def __init__(self, cfg: StageConfig, context: StageContext, receiver: LinkReceiver, outputs: list[LinkSender],
-                 sources: set[str], abort: threading.Event, on_fatal: Any, transport: str, capacity: int,
-                 run_dir: str | None = None) -> None:
+    def __init__(
+        self,
+        cfg: StageConfig,
+        context: StageContext,
+        receiver: LinkReceiver,
+        outputs: list[LinkSender],
+        sources: set[str],
+        abort: threading.Event,
+        on_fatal: Any,
+        transport: str,
+        capacity: int,
+        run_dir: str | None = None,
+    ) -> None:
         self.cfg, self.context, self.receiver, self.outputs = cfg, context, receiver, outputs
         self.sources, self.abort, self.on_fatal = sources, abort, on_fatal
         self.transport, self.capacity, self.run_dir = transport, capacity, run_dir
@@ -53,8 +65,9 @@ class PoolNode(Node):
         self.ready = threading.Event()
         self.failure: str | None = None
         self.failure_code = StageError.exit_code
-        self.results = LinkReceiver(endpoint(transport, f"{cfg.id}-results", run_dir=run_dir), "lossless",
-                                    capacity * cfg.workers)
+        self.results = LinkReceiver(
+            endpoint(transport, f"{cfg.id}-results", run_dir=run_dir), "lossless", capacity * cfg.workers
+        )
         self.bypass = LinkSender(self.results.address, "lossless", capacity)
         self.cond = threading.Condition()
         self.slots = [_Slot(k) for k in range(cfg.workers)]
@@ -68,23 +81,43 @@ class PoolNode(Node):
     def _spawn(self, slot: _Slot) -> None:
         if slot.sender is not None:
             slot.sender.close(linger_ms=0)
-        slot.sender = LinkSender(endpoint(self.transport, f"{self.cfg.id}-w{slot.index}", run_dir=self.run_dir),
-                                 "lossless", self.capacity, bind=True)
+        slot.sender = LinkSender(
+            endpoint(self.transport, f"{self.cfg.id}-w{slot.index}", run_dir=self.run_dir),
+            "lossless",
+            self.capacity,
+            bind=True,
+        )
         slot.wid, slot.ready = next(self._wids), False
         self.by_wid[slot.wid] = slot
         spec = {
-            "kind": self.cfg.kind, "id": self.cfg.id, "options": self.cfg.with_, "wid": slot.wid,
-            "in": slot.sender.address, "out": self.results.address, "capacity": self.capacity,
-            "output_dir": str(self.context.output_dir), "threads": self.context.threads,
+            "kind": self.cfg.kind,
+            "id": self.cfg.id,
+            "options": self.cfg.with_,
+            "wid": slot.wid,
+            "in": slot.sender.address,
+            "out": self.results.address,
+            "capacity": self.capacity,
+            "output_dir": str(self.context.output_dir),
+            "threads": self.context.threads,
             "sources": {k: asdict(v) for k, v in self.context.sources.items()},
-            "on_error": self.cfg.on_error, "batch": self.cfg.batch, "log_level": logging.getLogger("vigil").getEffectiveLevel(),
+            "on_error": self.cfg.on_error,
+            "batch": self.cfg.batch,
+            "log_level": logging.getLogger("vigil").getEffectiveLevel(),
         }
         if self.cfg.placement == "process":
-            slot.handle = mp.get_context("spawn").Process(target=_process_main, args=(spec, self._mp_stop),
-                                                          name=f"vigil-{self.cfg.id}-{slot.index}", daemon=True)
+            slot.handle = mp.get_context("spawn").Process(
+                target=_process_main,
+                args=(spec, self._mp_stop),
+                name=f"vigil-{self.cfg.id}-{slot.index}",
+                daemon=True,
+            )
         else:
-            slot.handle = threading.Thread(target=run_worker, args=(spec, self.abort), daemon=True,
-                                           name=f"stage-{self.cfg.id}-{slot.index}")
+            slot.handle = threading.Thread(
+                target=run_worker,
+                args=(spec, self.abort),
+                daemon=True,
+                name=f"stage-{self.cfg.id}-{slot.index}",
+            )
         slot.handle.start()
 
     def _check_workers(self) -> None:
@@ -102,12 +135,21 @@ class PoolNode(Node):
             slot.backlog.clear()
             slot.no_progress += 1
             self.metrics.restarts += 1
-            log.error("stage %s: worker %d died (exit code %s) holding %d frame(s); restart %d/%d", self.cfg.id,
-                      slot.index, slot.handle.exitcode, len(held), slot.no_progress, MAX_RESTARTS)
+            log.error(
+                "stage %s: worker %d died (exit code %s) holding %d frame(s); restart %d/%d",
+                self.cfg.id,
+                slot.index,
+                slot.handle.exitcode,
+                len(held),
+                slot.no_progress,
+                MAX_RESTARTS,
+            )
             if slot.no_progress > MAX_RESTARTS:
                 slot.dead = True
                 if all(s.dead for s in self.slots):
-                    self.on_fatal(f"stage {self.cfg.id}: every worker died {MAX_RESTARTS + 1} times without finishing a frame")
+                    self.on_fatal(
+                        f"stage {self.cfg.id}: every worker died {MAX_RESTARTS + 1} times without finishing a frame"
+                    )
                 for ticket, msg, attempts in requeue:
                     self._assign(ticket, msg, attempts)
                 continue
@@ -226,7 +268,9 @@ class PoolNode(Node):
                     slot.handle.terminate()
             if slot.sender is not None:
                 slot.sender.close(linger_ms=0)
-        self.bypass.close(linger_ms=0 if self.abort.is_set() else 2000)  # pass-throughs (stream end too) may be queued
+        self.bypass.close(
+            linger_ms=0 if self.abort.is_set() else 2000
+        )  # pass-throughs (stream end too) may be queued
         self.receiver.close()
 
     def _collect(self) -> None:
@@ -287,4 +331,3 @@ class PoolNode(Node):
 
     def alive(self) -> bool:
         return self.dispatcher.is_alive() or self.collector.is_alive()
-

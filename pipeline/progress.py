@@ -10,8 +10,14 @@ from tqdm import tqdm
 
 class Progress:
     def __init__(self, total: int | None, disable: bool = False) -> None:
-        self.bar = tqdm(total=total, unit="frame", dynamic_ncols=True, file=sys.stderr,
-                        disable=disable or not sys.stderr.isatty(), smoothing=0.1)
+        self.bar = tqdm(
+            total=total,
+            unit="frame",
+            dynamic_ncols=True,
+            file=sys.stderr,
+            disable=disable or not sys.stderr.isatty(),
+            smoothing=0.1,
+        )
 
     def update(self, n: int = 1) -> None:
         self.bar.update(n)

@@ -30,10 +30,10 @@ from pipeline.frame import Frame, SourceInfo
 from pipeline.nodes import Node, StageNode
 from pipeline.pool import PoolNode
 from pipeline.progress import Progress
+from pipeline.sources import Reader, capture_loop, open_source
 from pipeline.stage import StageContext
 from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Stopped, endpoint
 from pipeline.wire import Message, StreamEnd
-from stages.capture import Reader, capture_loop, open_source
 
 log = logging.getLogger("vigil.runner")
 HEAVY_FAMILIES = ("detect", "classify", "filter")  # stages that share the CPU budget
@@ -81,8 +81,10 @@ class Runner:
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
         if self._signals == 1:
-            log.warning("%s: draining (finishing frames in flight, closing outputs); again to stop now",
-                        signal.Signals(signum).name)
+            log.warning(
+                "%s: draining (finishing frames in flight, closing outputs); again to stop now",
+                signal.Signals(signum).name,
+            )
             self.request_stop()
         else:
             log.warning("stopping now")
@@ -115,7 +117,9 @@ class Runner:
         (`vigil bench pipeline`, README). `threads:` on a stage or the pipeline overrides.
         """
         total = self.config.threads or os.cpu_count() or 1
-        heavy = [s for s in self.config.stages if s.kind.split(".")[0] in HEAVY_FAMILIES] or self.config.stages
+        heavy = [
+            s for s in self.config.stages if s.kind.split(".")[0] in HEAVY_FAMILIES
+        ] or self.config.stages
         share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy))))
         return total, {s.id: s.threads or share for s in self.config.stages}
 
@@ -126,8 +130,11 @@ class Runner:
         policy = self._policy(infos)
         links = self.config.links
         transport = "inproc" if links.transport == "auto" else links.transport
-        run_dir = tempfile.mkdtemp(prefix="vigil-run-") if transport == "ipc" or any(
-            s.placement == "process" for s in self.config.stages) else None
+        run_dir = (
+            tempfile.mkdtemp(prefix="vigil-run-")
+            if transport == "ipc" or any(s.placement == "process" for s in self.config.stages)
+            else None
+        )
         self.output_dir.mkdir(parents=True, exist_ok=True)
         opencv_threads, budget = self._budget()
         cv2.setNumThreads(opencv_threads)
@@ -136,7 +143,9 @@ class Runner:
         # Receivers bind first; every socket is then handed to the one thread that uses it.
         stats = {s.id: LinkStats(s.id) for s in self.config.stages}
         receivers = {
-            s.id: LinkReceiver(endpoint(transport, s.id, links.host, run_dir), policy, links.capacity, stats[s.id])
+            s.id: LinkReceiver(
+                endpoint(transport, s.id, links.host, run_dir), policy, links.capacity, stats[s.id]
+            )
             for s in self.config.stages
         }
         terminal = LinkReceiver(endpoint(transport, "terminal", links.host, run_dir), "lossless", 64)
@@ -147,12 +156,17 @@ class Runner:
 
         nodes: list[Node] = []
         for s in self.config.stages:
-            outputs = [LinkSender(receivers[c].address, policy, links.capacity, stats[c]) for c in children[s.id]]
+            outputs = [
+                LinkSender(receivers[c].address, policy, links.capacity, stats[c]) for c in children[s.id]
+            ]
             if not children[s.id]:
                 primary = s.id == leaves[0]
-                outputs.append(LinkSender(terminal.address, "lossless", 64) if primary else
-                               _EndsOnly(terminal.address))
-            context = StageContext(s.id, output_dir=self.output_dir, threads=budget[s.id], sources=dict(infos))
+                outputs.append(
+                    LinkSender(terminal.address, "lossless", 64) if primary else _EndsOnly(terminal.address)
+                )
+            context = StageContext(
+                s.id, output_dir=self.output_dir, threads=budget[s.id], sources=dict(infos)
+            )
             common = (s, context, receivers[s.id], outputs, sources, self.abort, self._fatal)
             if s.workers > 1 or s.placement == "process":
                 inner = "ipc" if s.placement == "process" and transport == "inproc" else transport
@@ -163,9 +177,18 @@ class Runner:
         return self._execute(nodes, readers, receivers, stats, terminal, policy, transport, started, run_dir)
 
     # ------------------------------------------------------------------------------ execute
-    def _execute(self, nodes: list[Node], readers: dict[str, tuple[SourceConfig, Reader]],
-                 receivers: dict[str, LinkReceiver], stats: dict[str, LinkStats], terminal: LinkReceiver,
-                 policy: str, transport: str, started: float, run_dir: str | None) -> RunResult:
+    def _execute(
+        self,
+        nodes: list[Node],
+        readers: dict[str, tuple[SourceConfig, Reader]],
+        receivers: dict[str, LinkReceiver],
+        stats: dict[str, LinkStats],
+        terminal: LinkReceiver,
+        policy: str,
+        transport: str,
+        started: float,
+        run_dir: str | None,
+    ) -> RunResult:
         restore = self._install_signals()
         captures: list[threading.Thread] = []
         end_reasons: dict[str, str] = {}
@@ -177,8 +200,12 @@ class Runner:
             self._processing_started = time.time()
             first = receivers[self.config.stages[0].id].address
             for sid, (cfg, reader) in readers.items():
-                t = threading.Thread(target=self._capture, args=(cfg, reader, first, policy, stats[self.config.stages[0].id], end_reasons),
-                                     name=f"capture-{sid}", daemon=True)
+                t = threading.Thread(
+                    target=self._capture,
+                    args=(cfg, reader, first, policy, stats[self.config.stages[0].id], end_reasons),
+                    name=f"capture-{sid}",
+                    daemon=True,
+                )
                 captures.append(t)
                 t.start()
             total = sum((r.info.frames or 0) // cfg.every for cfg, r in readers.values() if not r.info.live)
@@ -210,18 +237,33 @@ class Runner:
             if node.failure:
                 raise _SetupFailed(node.failure, node.failure_code)
 
-    def _capture(self, cfg: SourceConfig, reader: Reader, address: str, policy: str, stats: LinkStats,
-                 end_reasons: dict[str, str]) -> None:
+    def _capture(
+        self,
+        cfg: SourceConfig,
+        reader: Reader,
+        address: str,
+        policy: str,
+        stats: LinkStats,
+        end_reasons: dict[str, str],
+    ) -> None:
         sender = LinkSender(address, policy, self.config.links.capacity, stats)  # type: ignore[arg-type]
         try:
-            end_reasons[cfg.id] = capture_loop(reader, cfg, lambda m: sender.send(m, self.abort), self.capture_stop)
+            end_reasons[cfg.id] = capture_loop(
+                reader, cfg, lambda m: sender.send(m, self.abort), self.capture_stop
+            )
         except Stopped:
             end_reasons[cfg.id] = "aborted"
         finally:
             sender.close(linger_ms=0 if self.abort.is_set() else 2000)
 
-    def _supervise(self, nodes: list[Node], terminal: LinkReceiver, stats: dict[str, LinkStats],
-                   done_frames: dict[str, int], total: int | None) -> None:
+    def _supervise(
+        self,
+        nodes: list[Node],
+        terminal: LinkReceiver,
+        stats: dict[str, LinkStats],
+        done_frames: dict[str, int],
+        total: int | None,
+    ) -> None:
         ends: dict[str, int] = dict.fromkeys(done_frames, 0)
         last_progress, last_counter, quiet_after_exit = time.monotonic(), -1, 0
         with Progress(total, disable=self.quiet) as bar:
@@ -244,10 +286,15 @@ class Runner:
                     last_progress, last_counter = now, counter
                 elif now - last_progress > self.config.links.stall_timeout_s:
                     depths = {sid: s.depth for sid, s in stats.items()}
-                    self._fatal(f"no frame moved for {self.config.links.stall_timeout_s:.0f}s (queue depths {depths}); "
-                                "stopping instead of hanging", 6)
+                    self._fatal(
+                        f"no frame moved for {self.config.links.stall_timeout_s:.0f}s (queue depths {depths}); "
+                        "stopping instead of hanging",
+                        6,
+                    )
                     self.stop_now()
-                quiet_after_exit = quiet_after_exit + 1 if env is None and not any(n.alive() for n in nodes) else 0
+                quiet_after_exit = (
+                    quiet_after_exit + 1 if env is None and not any(n.alive() for n in nodes) else 0
+                )
                 if quiet_after_exit > 5:  # every stage thread is gone and nothing is left in flight
                     self._fatal("every stage ended before the streams did")
                     return
@@ -258,9 +305,17 @@ class Runner:
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
         return lambda: [signal.signal(s, h) for s, h in old.items()]
 
-    def _result(self, nodes: list[Node], readers: dict[str, tuple[SourceConfig, Reader]], stats: dict[str, LinkStats],
-                done_frames: dict[str, int], end_reasons: dict[str, str], policy: str, transport: str,
-                started: float) -> RunResult:
+    def _result(
+        self,
+        nodes: list[Node],
+        readers: dict[str, tuple[SourceConfig, Reader]],
+        stats: dict[str, LinkStats],
+        done_frames: dict[str, int],
+        end_reasons: dict[str, str],
+        policy: str,
+        transport: str,
+        started: float,
+    ) -> RunResult:
         ended = time.time()
         duration = ended - started
         processing_from = self._processing_started or ended
@@ -289,14 +344,22 @@ class Runner:
             "output_dir": str(self.output_dir),
             "links": {"policy": policy, "transport": transport, "capacity": self.config.links.capacity},
             "sources": {
-                sid: {"uri": r.info.uri, "kind": r.info.kind, "fps": r.info.fps, "size": [r.info.width, r.info.height],
-                      "frames_announced": r.info.frames, "frames_done": done_frames.get(sid, 0),
-                      "end": end_reasons.get(sid)}
+                sid: {
+                    "uri": r.info.uri,
+                    "kind": r.info.kind,
+                    "fps": r.info.fps,
+                    "size": [r.info.width, r.info.height],
+                    "frames_announced": r.info.frames,
+                    "frames_done": done_frames.get(sid, 0),
+                    "end": end_reasons.get(sid),
+                }
                 for sid, (_, r) in readers.items()
             },
             "stages": {n.cfg.id: {**n.metrics.to_dict(), **_report(n)} for n in nodes},
         }
-        summary["models"] = [m for st in summary["stages"].values() for m in st.get("report", {}).get("models", [])]
+        summary["models"] = [
+            m for st in summary["stages"].values() for m in st.get("report", {}).get("models", [])
+        ]
         return RunResult(status, code, summary)
 
 
@@ -319,4 +382,3 @@ class _EndsOnly(LinkSender):
 
     def send(self, msg: Message, stop: Any = None, **kw: Any) -> bool:  # type: ignore[override]
         return True if isinstance(msg, Frame) else super().send(msg, stop, **kw)
-

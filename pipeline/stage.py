@@ -131,7 +131,9 @@ def register(kind: str) -> Callable[[type[Stage]], type[Stage]]:
 
     def wrap(cls: type[Stage]) -> type[Stage]:
         if kind in _REGISTRY and _REGISTRY[kind] is not cls:
-            raise ValueError(f"stage kind {kind!r} is registered twice ({_REGISTRY[kind].__module__}, {cls.__module__})")
+            raise ValueError(
+                f"stage kind {kind!r} is registered twice ({_REGISTRY[kind].__module__}, {cls.__module__})"
+            )
         cls.kind = kind
         _REGISTRY[kind] = cls
         return cls

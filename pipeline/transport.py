@@ -94,8 +94,15 @@ class LinkReceiver:
     find the queue full of stale ones.
     """
 
-    def __init__(self, address: str, policy: Policy = "lossless", capacity: int = 4,
-                 stats: LinkStats | None = None, ctx: zmq.Context | None = None, bind: bool = True) -> None:
+    def __init__(
+        self,
+        address: str,
+        policy: Policy = "lossless",
+        capacity: int = 4,
+        stats: LinkStats | None = None,
+        ctx: zmq.Context | None = None,
+        bind: bool = True,
+    ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats(address)
         self.sock = (ctx or context()).socket(zmq.PULL)
@@ -108,7 +115,9 @@ class LinkReceiver:
         self._closing = False
         self._drainer: threading.Thread | None = None
         if policy == "latest":
-            self._drainer = threading.Thread(target=self._drain, name=f"latest-{self.stats.name}", daemon=True)
+            self._drainer = threading.Thread(
+                target=self._drain, name=f"latest-{self.stats.name}", daemon=True
+            )
             self._drainer.start()
 
     def _take(self, timeout_ms: int) -> Envelope | None:
@@ -163,8 +172,15 @@ class LinkReceiver:
 class LinkSender:
     """The sending end of a link: connects to a receiver's address (or binds, for pool workers)."""
 
-    def __init__(self, address: str, policy: Policy = "lossless", capacity: int = 4,
-                 stats: LinkStats | None = None, ctx: zmq.Context | None = None, bind: bool = False) -> None:
+    def __init__(
+        self,
+        address: str,
+        policy: Policy = "lossless",
+        capacity: int = 4,
+        stats: LinkStats | None = None,
+        ctx: zmq.Context | None = None,
+        bind: bool = False,
+    ) -> None:
         self.policy = policy
         self.stats = stats or LinkStats(address)
         self.sock = (ctx or context()).socket(zmq.PUSH)
@@ -172,8 +188,15 @@ class LinkSender:
         self.sock.setsockopt(zmq.LINGER, 2000)
         self.address = _attach(self.sock, address, bind)
 
-    def send(self, msg: Message, stop: threading.Event | None = None, ticket: int = -1, parts: int = 1,
-             timeout_s: float | None = None, origin: int = -1) -> bool:
+    def send(
+        self,
+        msg: Message,
+        stop: threading.Event | None = None,
+        ticket: int = -1,
+        parts: int = 1,
+        timeout_s: float | None = None,
+        origin: int = -1,
+    ) -> bool:
         """Send one message. Returns False when a `latest` link dropped the frame.
 
         A lossless send waits while the link is full; it raises `Stopped` when `stop` is set

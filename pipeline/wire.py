@@ -58,8 +58,17 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
     head: dict[str, Any] = {"tk": ticket, "tn": parts, "wo": origin}
     buffers: list[Any] = []
     if isinstance(msg, Frame):
-        head.update(t="f", src=msg.source, seq=msg.seq, pts=msg.pts, wall=msg.wall, idx=msg.index,
-                    tm=dict(msg.timings), err=list(msg.errors), ev=[e.to_record() for e in msg.events])
+        head.update(
+            t="f",
+            src=msg.source,
+            seq=msg.seq,
+            pts=msg.pts,
+            wall=msg.wall,
+            idx=msg.index,
+            tm=dict(msg.timings),
+            err=list(msg.errors),
+            ev=[e.to_record() for e in msg.events],
+        )
         images = []
         for img in (msg.image, msg.annotated):
             if img is None:
@@ -72,7 +81,12 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
         det = msg.detections
         arrays: list[list[Any]] = []
         objects: dict[str, Any] = {}
-        columns = [("xyxy", det.xyxy), ("score", det.score), ("class_id", det.class_id), ("track_id", det.track_id)]
+        columns = [
+            ("xyxy", det.xyxy),
+            ("score", det.score),
+            ("class_id", det.class_id),
+            ("track_id", det.track_id),
+        ]
         columns += [(f"a:{k}", v) for k, v in det.attributes.items()]
         for name, arr in columns:
             if arr.dtype == object:
@@ -81,7 +95,12 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
                 arr = np.ascontiguousarray(arr)
                 arrays.append([name, *_array_meta(arr)])
                 buffers.append(arr)
-        head["det"] = {"lab": [str(x) for x in det.label], "arr": arrays, "obj": objects, "ord": list(det.attributes)}
+        head["det"] = {
+            "lab": [str(x) for x in det.label],
+            "arr": arrays,
+            "obj": objects,
+            "ord": list(det.attributes),
+        }
     elif isinstance(msg, StreamStart):
         head.update(t="start", info=asdict(msg.info))
     elif isinstance(msg, StreamEnd):
@@ -132,12 +151,24 @@ def decode(parts: list[Any]) -> Envelope:
     labels = np.empty(len(head["det"]["lab"]), dtype=object)
     labels[:] = head["det"]["lab"]
     det = Detections(
-        cols["xyxy"], cols["score"], cols["class_id"], labels, cols["track_id"],
+        cols["xyxy"],
+        cols["score"],
+        cols["class_id"],
+        labels,
+        cols["track_id"],
         {name: cols[f"a:{name}"] for name in head["det"]["ord"]},  # in the order the stages wrote them
     )
     frame = Frame(
-        source=head["src"], seq=head["seq"], pts=head["pts"], wall=head["wall"], image=images[0],
-        detections=det, events=tuple(Event.from_record(e) for e in head["ev"]), index=head["idx"],
-        annotated=images[1], timings=head["tm"], errors=tuple(head["err"]),
+        source=head["src"],
+        seq=head["seq"],
+        pts=head["pts"],
+        wall=head["wall"],
+        image=images[0],
+        detections=det,
+        events=tuple(Event.from_record(e) for e in head["ev"]),
+        index=head["idx"],
+        annotated=images[1],
+        timings=head["tm"],
+        errors=tuple(head["err"]),
     )
     return Envelope(frame, ticket, count, origin)

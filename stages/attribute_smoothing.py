@@ -106,7 +106,9 @@ class TrackSmoother:
     def advance(self, source: str, now: int) -> int:
         """The source reached frame `now`: forget its tracks unseen for more than
         `forget_after` frames. Returns how many were forgotten."""
-        stale = [k for k, t in self._tracks.items() if k[0] == source and now - t.last_seen > self.forget_after]
+        stale = [
+            k for k, t in self._tracks.items() if k[0] == source and now - t.last_seen > self.forget_after
+        ]
         for key in stale:
             del self._tracks[key]
         return len(stale)

@@ -29,8 +29,15 @@ from stages.attribute_smoothing import Key, TrackSmoother
 from stages.face_crops import CropBatch, merge_column, select_rows
 
 CANONICAL_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
-EMOTION_SYNONYMS = {"anger": "angry", "happiness": "happy", "sadness": "sad", "surprised": "surprise",
-                    "fearful": "fear", "disgusted": "disgust", "calm": "neutral"}
+EMOTION_SYNONYMS = {
+    "anger": "angry",
+    "happiness": "happy",
+    "sadness": "sad",
+    "surprised": "surprise",
+    "fearful": "fear",
+    "disgusted": "disgust",
+    "calm": "neutral",
+}
 INTEL_AGE_GENDER = "age-gender-recognition-retail-0013"
 SSRNET_PAIR = ("ssrnet-age-imdb", "ssrnet-gender-imdb")
 # Crops that differ from the catalog's `crop_margin` (not square), measured on the labelled
@@ -66,7 +73,9 @@ def ssrnet_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, 
     return np.asarray(age, np.float64).reshape(-1), np.stack([1.0 - male, male], axis=1)
 
 
-def load_classifier(model: str, backend: str, device: str, threads: int | None, precision: str | None = None) -> Classifier:
+def load_classifier(
+    model: str, backend: str, device: str, threads: int | None, precision: str | None = None
+) -> Classifier:
     """A catalog classifier whose OpenVINO batch is dynamic: the catalog IRs have a static batch
     of 1, so N crops would otherwise run as N requests instead of one inference."""
     return build_classifier(model, backend, device, threads, precision=precision, batch=-1)
@@ -84,26 +93,49 @@ class ClassifyOptions(Options):
     """Options shared by the crop classifiers (sizes in pixels of the full frame; times in frames)."""
 
     model: str = Field("auto", description="which model (see the stage kind)")
-    backend: Backend = Field("auto", description="inference runtime; auto: OpenVINO where it runs, else TensorFlow/LiteRT "
-                             "(no catalog emotion/age/gender model has an OpenCV DNN format yet)")
+    backend: Backend = Field(
+        "auto",
+        description="inference runtime; auto: OpenVINO where it runs, else TensorFlow/LiteRT "
+        "(no catalog emotion/age/gender model has an OpenCV DNN format yet)",
+    )
     device: str = Field("AUTO", description="CPU | GPU | NPU | AUTO (OpenVINO), cuda:0 (TensorFlow)")
-    precision: str | None = Field(None, description="OpenVINO precision hint (f32, bf16, f16; default: the device's)")
-    min_face: float = Field(16, ge=0, description="skip boxes whose shorter side is below this many px (attributes None)")
-    margin: float | None = Field(None, ge=0, le=2, description="fraction of the box added on each side before cropping "
-                                 "(default: the model's own)")
-    square: bool | None = Field(None, description="make the box square (its longer side) before the margin "
-                                "(default: the model's own)")
-    smoothing: bool = Field(True, description="smooth per (source, track_id) when a tracker ran before this stage")
+    precision: str | None = Field(
+        None, description="OpenVINO precision hint (f32, bf16, f16; default: the device's)"
+    )
+    min_face: float = Field(
+        16, ge=0, description="skip boxes whose shorter side is below this many px (attributes None)"
+    )
+    margin: float | None = Field(
+        None,
+        ge=0,
+        le=2,
+        description="fraction of the box added on each side before cropping (default: the model's own)",
+    )
+    square: bool | None = Field(
+        None, description="make the box square (its longer side) before the margin (default: the model's own)"
+    )
+    smoothing: bool = Field(
+        True, description="smooth per (source, track_id) when a tracker ran before this stage"
+    )
     window: int = Field(15, ge=1, le=1000, description="frames of evidence averaged per track")
-    switch_margin: float = Field(0.15, ge=0, lt=1, description="a track's label changes only when the new top class "
-                                 "beats it by this much in the window-averaged probabilities (0..1)")
-    forget_after: int = Field(30, ge=1, description="frames a track may go unseen before its smoothing state is dropped")
+    switch_margin: float = Field(
+        0.15,
+        ge=0,
+        lt=1,
+        description="a track's label changes only when the new top class "
+        "beats it by this much in the window-averaged probabilities (0..1)",
+    )
+    forget_after: int = Field(
+        30, ge=1, description="frames a track may go unseen before its smoothing state is dropped"
+    )
 
 
 class FaceClassifyOptions(ClassifyOptions):
     """Options of the face attribute classifiers."""
 
-    labels: list[str] | None = Field(["face"], description="classify detections with these labels (null: every detection)")
+    labels: list[str] | None = Field(
+        ["face"], description="classify detections with these labels (null: every detection)"
+    )
 
 
 class CropClassifierStage(Stage):
@@ -114,6 +146,7 @@ class CropClassifierStage(Stage):
     @classmethod
     def is_stateful(cls, options: Options) -> bool:
         return bool(getattr(options, "smoothing", True))  # without smoothing, frames are independent
+
     columns: ClassVar[tuple[str, ...]] = ()
 
     def __init__(self, options: ClassifyOptions, context: StageContext) -> None:
@@ -158,8 +191,15 @@ class CropClassifierStage(Stage):
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
             i = m.info
-            self.log.info("%s on %s/%s (%s); crops: margin %.2f%s", i.model, i.backend, i.device, i.precision,
-                          self.margin, ", square" if self.square else "")
+            self.log.info(
+                "%s on %s/%s (%s); crops: margin %.2f%s",
+                i.model,
+                i.backend,
+                i.device,
+                i.precision,
+                self.margin,
+                ", square" if self.square else "",
+            )
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
         """The crops to classify in these frames."""
@@ -177,7 +217,10 @@ class CropClassifierStage(Stage):
             self.setup()
         batch = self.gather(frames)
         raw = self.infer(batch.crops) if len(batch) else None
-        return [self._annotate(f, pairs, raw) for f, pairs in zip(frames, batch.per_frame(len(frames)), strict=True)]
+        return [
+            self._annotate(f, pairs, raw)
+            for f, pairs in zip(frames, batch.per_frame(len(frames)), strict=True)
+        ]
 
     def _annotate(self, frame: Frame, pairs: list[tuple[int, int]], raw: Any) -> Frame:
         if self.smoother is not None:
@@ -191,7 +234,10 @@ class CropClassifierStage(Stage):
             key = (frame.source, tid) if self.smoother is not None and tid >= 0 else None
             rows.append(row)
             values.append(self.attributes(raw, k, key, frame.seq))
-        columns = {c: merge_column(det.attributes.get(c), len(det), rows, [v[c] for v in values]) for c in self.columns}
+        columns = {
+            c: merge_column(det.attributes.get(c), len(det), rows, [v[c] for v in values])
+            for c in self.columns
+        }
         return frame.with_detections(det.with_attributes(**columns))
 
     def end_stream(self, source: str) -> list[Frame]:
@@ -208,9 +254,12 @@ class CropClassifierStage(Stage):
 class EmotionOptions(FaceClassifyOptions):
     """Options of `classify.emotion`."""
 
-    model: str = Field("auto", description="emotions-recognition-retail-0003 (Intel, 5 classes, OpenVINO), "
-                       "fer2013-mini-xception (7 classes; Keras .hdf5 on TensorFlow, IR/TFLite on OpenVINO), "
-                       "fer2013-mini-xception-quant; auto: the Intel model, or FER when backend is tensorflow")
+    model: str = Field(
+        "auto",
+        description="emotions-recognition-retail-0003 (Intel, 5 classes, OpenVINO), "
+        "fer2013-mini-xception (7 classes; Keras .hdf5 on TensorFlow, IR/TFLite on OpenVINO), "
+        "fer2013-mini-xception-quant; auto: the Intel model, or FER when backend is tensorflow",
+    )
 
     @field_validator("model")
     @classmethod
@@ -237,7 +286,9 @@ class EmotionClassifier(CropClassifierStage):
         o: EmotionOptions = self.options  # type: ignore[assignment]
         name = o.model
         if name == "auto":
-            name = "fer2013-mini-xception" if o.backend == "tensorflow" else "emotions-recognition-retail-0003"
+            name = (
+                "fer2013-mini-xception" if o.backend == "tensorflow" else "emotions-recognition-retail-0003"
+            )
         model = load_classifier(name, o.backend, o.device, self.context.threads, o.precision)
         if not model.labels:
             raise ModelError(f"classify.emotion: {name!r} has no class labels in the catalog")
@@ -249,16 +300,22 @@ class EmotionClassifier(CropClassifierStage):
 
     def attributes(self, raw: np.ndarray, k: int, key: Key | None, now: int) -> dict[str, Any]:
         label, probs = self.top_class(key, "emotion", raw[k], now)
-        return {"emotion": self.names[label], "emotion_score": round(float(probs[label]), 4),
-                "emotion_probs": probs_dict(self.names, probs)}
+        return {
+            "emotion": self.names[label],
+            "emotion_score": round(float(probs[label]), 4),
+            "emotion_probs": probs_dict(self.names, probs),
+        }
 
 
 class AgeGenderOptions(FaceClassifyOptions):
     """Options of `classify.age_gender`."""
 
-    model: str = Field("auto", description="age-gender-recognition-retail-0013 (Intel, OpenVINO), or ssrnet "
-                       "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only); "
-                       "auto: the Intel model, or ssrnet when backend is tensorflow")
+    model: str = Field(
+        "auto",
+        description="age-gender-recognition-retail-0013 (Intel, OpenVINO), or ssrnet "
+        "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only); "
+        "auto: the Intel model, or ssrnet when backend is tensorflow",
+    )
 
     @field_validator("model")
     @classmethod
@@ -297,12 +354,18 @@ class AgeGenderClassifier(CropClassifierStage):
         out = self.models[0].classify_outputs(crops)
         return intel_age_gender(out["age_conv3"], out["prob"])
 
-    def attributes(self, raw: tuple[np.ndarray, np.ndarray], k: int, key: Key | None, now: int) -> dict[str, Any]:
+    def attributes(
+        self, raw: tuple[np.ndarray, np.ndarray], k: int, key: Key | None, now: int
+    ) -> dict[str, Any]:
         age = float(raw[0][k])
         label, probs = self.top_class(key, "gender", raw[1][k], now)
         if key is not None and self.smoother is not None:
             age = self.smoother.value(key, "age", age, now)
-        return {"age": round(age, 1), "gender": self.GENDERS[label], "gender_score": round(float(probs[label]), 4)}
+        return {
+            "age": round(age, 1),
+            "gender": self.GENDERS[label],
+            "gender_score": round(float(probs[label]), 4),
+        }
 
 
 from stages import classify_keras  # noqa: E402,F401  (registers classify.keras; it builds on the shell above)

@@ -36,14 +36,21 @@ Channels = float | list[float]
 
 
 def normalise_crops(
-    crops: Sequence[np.ndarray], size: tuple[int, int], colour: str, channels: int,
-    scale: float = 1 / 255, mean: Channels = 0.0, std: Channels = 1.0,
+    crops: Sequence[np.ndarray],
+    size: tuple[int, int],
+    colour: str,
+    channels: int,
+    scale: float = 1 / 255,
+    mean: Channels = 0.0,
+    std: Channels = 1.0,
 ) -> np.ndarray:
     """BGR uint8 crops -> float32 (N, h, w, channels): resized to `size` (w, h), put in `colour`
     order (bgr | rgb | gray), then (pixel × scale − mean) / std (mean/std scalar or per channel)."""
     out = np.empty((len(crops), size[1], size[0], channels), np.float32)
     for i, crop in enumerate(crops):
-        pixels = cv2.resize(crop, size, interpolation=cv2.INTER_AREA if crop.shape[1] > size[0] else cv2.INTER_LINEAR)
+        pixels = cv2.resize(
+            crop, size, interpolation=cv2.INTER_AREA if crop.shape[1] > size[0] else cv2.INTER_LINEAR
+        )
         if colour == "rgb":
             pixels = cv2.cvtColor(pixels, cv2.COLOR_BGR2RGB)
         elif colour == "gray":
@@ -69,22 +76,41 @@ class KerasOptions(ClassifyOptions):
 
     model: str = Field(description="path to a Keras model: .keras, .h5/.hdf5, or a SavedModel folder")
     backend: Literal["auto", "tensorflow", "openvino"] = Field(
-        "auto", description="tensorflow (Keras files); openvino also reads SavedModel folders")
-    input_size: tuple[int, int] | None = Field(None, description="[width, height] the model takes (default: its input shape)")
+        "auto", description="tensorflow (Keras files); openvino also reads SavedModel folders"
+    )
+    input_size: tuple[int, int] | None = Field(
+        None, description="[width, height] the model takes (default: its input shape)"
+    )
     colour: Literal["auto", "bgr", "rgb", "gray"] = Field(
-        "auto", description="colour order it was trained on; auto: gray for 1-channel models, else rgb (Keras loaders)")
-    scale: float = Field(1 / 255, description="pixel multiplier applied first (1/255: values 0..1; 1: 0..255)")
+        "auto",
+        description="colour order it was trained on; auto: gray for 1-channel models, else rgb (Keras loaders)",
+    )
+    scale: float = Field(
+        1 / 255, description="pixel multiplier applied first (1/255: values 0..1; 1: 0..255)"
+    )
     mean: Channels = Field(0.0, description="subtracted after scaling (a number or one per channel)")
     std: Channels = Field(1.0, description="divisor after the mean (a number or one per channel)")
-    labels: list[str] | str | None = Field(None, description="class names in output order: a list or a file with "
-                                           "one name per line (default: the class index)")
-    attribute: str = Field("class", pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
-                           description="attribute to write (also <attribute>_score and <attribute>_probs)")
+    labels: list[str] | str | None = Field(
+        None,
+        description="class names in output order: a list or a file with "
+        "one name per line (default: the class index)",
+    )
+    attribute: str = Field(
+        "class",
+        pattern=r"^[A-Za-z_][A-Za-z0-9_]*$",
+        description="attribute to write (also <attribute>_score and <attribute>_probs)",
+    )
     target: Literal["detections", "frame"] = Field(
-        "detections", description="detections: classify each crop of target_labels; frame: the whole image, "
-        "added as one detection [0, 0, W, H] labelled with the top class")
-    target_labels: list[str] | None = Field(["face"], description="with target detections: labels to classify (null: all)")
-    margin: float | None = Field(0.0, ge=0, le=2, description="fraction of the box added on each side before cropping")
+        "detections",
+        description="detections: classify each crop of target_labels; frame: the whole image, "
+        "added as one detection [0, 0, W, H] labelled with the top class",
+    )
+    target_labels: list[str] | None = Field(
+        ["face"], description="with target detections: labels to classify (null: all)"
+    )
+    margin: float | None = Field(
+        0.0, ge=0, le=2, description="fraction of the box added on each side before cropping"
+    )
 
     @field_validator("std")
     @classmethod
@@ -97,19 +123,33 @@ class KerasOptions(ClassifyOptions):
 class _KerasModel:
     """A user model on its backend, with what the run summary lists."""
 
-    def __init__(self, path: Path, backend: str, device: str, threads: int | None, precision: str | None = None) -> None:
+    def __init__(
+        self, path: Path, backend: str, device: str, threads: int | None, precision: str | None = None
+    ) -> None:
         from models.backends import kind_of, load_backend
 
         if not path.exists():
             raise ModelError(f"classify.keras: model {path} not found (looked relative to {Path.cwd()})")
         kind = kind_of(path)
         if kind not in ("keras", "savedmodel"):
-            raise ModelError(f"classify.keras: {path.name} is a {kind} file, not a Keras model (.keras, .h5, SavedModel)")
+            raise ModelError(
+                f"classify.keras: {path.name} is a {kind} file, not a Keras model (.keras, .h5, SavedModel)"
+            )
         start = time.perf_counter()
         self.backend = load_backend(path, backend, device, threads, kind=kind, batch=-1, precision=precision)
         b = self.backend.info
-        self.info = ModelRunInfo(path.name, "classification", kind, b.backend, b.runtime, b.device, b.precision,
-                                 b.threads, round(time.perf_counter() - start, 3), str(path))
+        self.info = ModelRunInfo(
+            path.name,
+            "classification",
+            kind,
+            b.backend,
+            b.runtime,
+            b.device,
+            b.precision,
+            b.threads,
+            round(time.perf_counter() - start, 3),
+            str(path),
+        )
         shape = self.backend.inputs[0].shape
         if len(shape) != 4:
             raise ModelError(f"classify.keras: {path.name} takes {list(shape)}, not images (N, H, W, C)")
@@ -117,7 +157,9 @@ class _KerasModel:
 
     def run(self, batch: np.ndarray) -> np.ndarray:
         outputs = self.backend.infer(batch)
-        return class_probabilities(outputs[self.backend.outputs[0].name] if self.backend.outputs else next(iter(outputs.values())))
+        return class_probabilities(
+            outputs[self.backend.outputs[0].name] if self.backend.outputs else next(iter(outputs.values()))
+        )
 
     def close(self) -> None:
         self.backend.close()
@@ -135,10 +177,14 @@ class KerasClassifier(CropClassifierStage):
 
     def load(self) -> tuple[list[Any], tuple[float, bool]]:
         o: KerasOptions = self.options  # type: ignore[assignment]
-        model = _KerasModel(Path(o.model).expanduser(), o.backend, o.device, self.context.threads, o.precision)
+        model = _KerasModel(
+            Path(o.model).expanduser(), o.backend, o.device, self.context.threads, o.precision
+        )
         size = o.input_size or (model.width, model.height)
         if None in size:
-            raise ConfigError(f"classify.keras: {Path(o.model).name} accepts any image size; set input_size: [w, h]")
+            raise ConfigError(
+                f"classify.keras: {Path(o.model).name} accepts any image size; set input_size: [w, h]"
+            )
         self.size = (int(size[0]), int(size[1]))
         self.colour = o.colour if o.colour != "auto" else ("gray" if model.channels == 1 else "rgb")
         if model.channels == 1 and self.colour != "gray":
@@ -159,7 +205,9 @@ class KerasClassifier(CropClassifierStage):
 
     def infer(self, crops: list[np.ndarray]) -> np.ndarray:
         o: KerasOptions = self.options  # type: ignore[assignment]
-        batch = normalise_crops(crops, self.size, self.colour, self.models[0].channels, o.scale, o.mean, o.std)
+        batch = normalise_crops(
+            crops, self.size, self.colour, self.models[0].channels, o.scale, o.mean, o.std
+        )
         probs = self.models[0].run(batch)
         if self.names and len(self.names) != probs.shape[1]:
             raise ModelError(f"classify.keras: {len(self.names)} labels for {probs.shape[1]} model outputs")
@@ -171,16 +219,24 @@ class KerasClassifier(CropClassifierStage):
     def attributes(self, raw: np.ndarray, k: int, key: Key | None, now: int) -> dict[str, Any]:
         top, probs = self.top_class(key, "class", raw[k], now)
         a, score, dist = self.columns
-        return {a: self.label(top), score: round(float(probs[top]), 4),
-                dist: {self.label(j): round(float(p), 4) for j, p in enumerate(probs)}}
+        return {
+            a: self.label(top),
+            score: round(float(probs[top]), 4),
+            dist: {self.label(j): round(float(p), 4) for j, p in enumerate(probs)},
+        }
 
     def _annotate(self, frame: Frame, pairs: list[tuple[int, int]], raw: Any) -> Frame:
         if self.options.target == "detections":  # type: ignore[attr-defined]
             return super()._annotate(frame, pairs, raw)
-        (k, _), = pairs
+        ((k, _),) = pairs
         values = self.attributes(raw, k, None, frame.seq)
         h, w = frame.image.shape[:2]
         a, score, _ = self.columns
-        whole = Detections.create([[0, 0, w, h]], [values[score]], [int(np.argmax(raw[k]))], [values[a]],
-                                  attributes={c: [v] for c, v in values.items()})
+        whole = Detections.create(
+            [[0, 0, w, h]],
+            [values[score]],
+            [int(np.argmax(raw[k]))],
+            [values[a]],
+            attributes={c: [v] for c, v in values.items()},
+        )
         return frame.with_detections(Detections.concat([frame.detections, whole]))

@@ -15,8 +15,12 @@ from pipeline.stage import Options, Stage, register
 class FaultOptions(Options):
     delay_ms: float = Field(0.0, ge=0, description="sleep this long on every frame, milliseconds")
     raise_on: list[int] = Field(default_factory=list, description="raise an exception on these frame seqs")
-    crash_on: list[int] = Field(default_factory=list, description="kill the worker process on these frame seqs")
-    crash_once: str | None = Field(None, description="marker file: crash only if it does not exist yet (then create it)")
+    crash_on: list[int] = Field(
+        default_factory=list, description="kill the worker process on these frame seqs"
+    )
+    crash_once: str | None = Field(
+        None, description="marker file: crash only if it does not exist yet (then create it)"
+    )
     drop_on: list[int] = Field(default_factory=list, description="drop (filter out) these frame seqs")
 
 

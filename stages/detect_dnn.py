@@ -23,17 +23,30 @@ class DetectOptions(Options):
     model: str = Field(description="catalog name (see `vigil models list`) or a path to your own model file")
     labels: str | None = Field(None, description="labels file for your own model (one name per line)")
     backend: Literal["auto", "openvino", "tensorflow", "opencv"] = Field(
-        "auto", description="inference runtime; auto: OpenVINO on Intel, TensorFlow with an NVIDIA GPU, else the best CPU path")
+        "auto",
+        description="inference runtime; auto: OpenVINO on Intel, TensorFlow with an NVIDIA GPU, else the best CPU path",
+    )
     device: str = Field("AUTO", description="CPU | GPU | NPU | AUTO (OpenVINO), cuda:0 (TensorFlow/OpenCV)")
     threshold: float | None = Field(None, ge=0, le=1, description="minimum score (default: the model's own)")
-    nms: float | None = Field(None, gt=0, le=1, description="IoU above which overlapping boxes are merged (default: the model's)")
-    classes: list[str | int] | None = Field(None, description="keep only these class names or ids (default: all)")
-    roi: list[float] | None = Field(None, description="[x1, y1, x2, y2] region to keep detections in; pixels, "
-                                    "or fractions of the frame when all are <= 1")
+    nms: float | None = Field(
+        None, gt=0, le=1, description="IoU above which overlapping boxes are merged (default: the model's)"
+    )
+    classes: list[str | int] | None = Field(
+        None, description="keep only these class names or ids (default: all)"
+    )
+    roi: list[float] | None = Field(
+        None,
+        description="[x1, y1, x2, y2] region to keep detections in; pixels, "
+        "or fractions of the frame when all are <= 1",
+    )
     min_size: int = Field(0, ge=0, description="drop boxes whose shorter side is below this many pixels")
     mode: Literal["latency", "throughput"] = Field("latency", description="OpenVINO performance hint")
-    precision: str | None = Field(None, description="inference precision hint (f32, f16, bf16; default: the device's)")
-    layout: Literal["auto", "yolox", "yolov5", "yolov8"] = Field("auto", description="output layout of your own YOLO file")
+    precision: str | None = Field(
+        None, description="inference precision hint (f32, f16, bf16; default: the device's)"
+    )
+    layout: Literal["auto", "yolox", "yolov5", "yolov8"] = Field(
+        "auto", description="output layout of your own YOLO file"
+    )
 
     @field_validator("roi")
     @classmethod
@@ -57,11 +70,19 @@ class _DetectStage(Stage):
         choice = choose(opts.model, opts.backend, labels=opts.labels)  # resolved (and verified) once
         decoder = choice.resolved.format.decoder
         if decoder not in self.families:
-            raise ConfigError(f"{self.kind}: model {opts.model!r} is a {decoder} model, not a {self.family_name} "
-                              f"detector; use the matching detect.* kind")
+            raise ConfigError(
+                f"{self.kind}: model {opts.model!r} is a {decoder} model, not a {self.family_name} "
+                f"detector; use the matching detect.* kind"
+            )
         self.detector = open_detector(
-            choice, opts.device, self.context.threads, opts.threshold, opts.nms,
-            mode=opts.mode, precision=opts.precision, layout=opts.layout,
+            choice,
+            opts.device,
+            self.context.threads,
+            opts.threshold,
+            opts.nms,
+            mode=opts.mode,
+            precision=opts.precision,
+            layout=opts.layout,
         )
         info = self.detector.info.as_dict()
         self.context.report["models"] = [info]
@@ -72,7 +93,13 @@ class _DetectStage(Stage):
         keep = np.ones(len(det), bool)
         if opts.classes is not None:
             names = {str(c) for c in opts.classes}
-            keep &= np.array([str(lab) in names or str(cid) in names for lab, cid in zip(det.label, det.class_id, strict=True)], bool)
+            keep &= np.array(
+                [
+                    str(lab) in names or str(cid) in names
+                    for lab, cid in zip(det.label, det.class_id, strict=True)
+                ],
+                bool,
+            )
         if opts.roi is not None:
             h, w = shape[:2]
             x1, y1, x2, y2 = opts.roi
@@ -92,8 +119,10 @@ class _DetectStage(Stage):
 
     def process_batch(self, frames: list[Frame]) -> list[Frame | None]:
         results = self.detector.detect_many([f.image for f in frames])
-        return [f.with_detections(Detections.concat([f.detections, self._keep(d, f.image.shape)]))
-                for f, d in zip(frames, results, strict=True)]
+        return [
+            f.with_detections(Detections.concat([f.detections, self._keep(d, f.image.shape)]))
+            for f, d in zip(frames, results, strict=True)
+        ]
 
     def close(self) -> None:
         detector = getattr(self, "detector", None)
@@ -102,16 +131,23 @@ class _DetectStage(Stage):
 
 
 class SsdOptions(DetectOptions):
-    model: str = Field("ssd-mobilenet-v1-coco", description="ssd-mobilenet-v1-coco | pedestrian-ssdlite | "
-                       "person-detection-retail-0013 | a TF Object Detection API file")
+    model: str = Field(
+        "ssd-mobilenet-v1-coco",
+        description="ssd-mobilenet-v1-coco | pedestrian-ssdlite | "
+        "person-detection-retail-0013 | a TF Object Detection API file",
+    )
 
 
 class YoloOptions(DetectOptions):
-    model: str = Field("yolox-nano", description="yolox-nano, or your own YOLOX/YOLOv5/YOLOv8 ONNX file + labels")
+    model: str = Field(
+        "yolox-nano", description="yolox-nano, or your own YOLOX/YOLOv5/YOLOv8 ONNX file + labels"
+    )
 
 
 class FaceOptions(DetectOptions):
-    model: str = Field("yunet", description="yunet | blazeface-short-range | blazeface-full-range | blazeface-back")
+    model: str = Field(
+        "yunet", description="yunet | blazeface-short-range | blazeface-full-range | blazeface-back"
+    )
 
 
 @register("detect.ssd")

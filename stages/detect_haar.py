@@ -82,7 +82,9 @@ class HaarOptions(Options):
     )
     equalize: bool = Field(False, description="histogram-equalise the grayscale image before detecting")
     overlap: float | None = Field(
-        0.3, gt=0, le=1,
+        0.3,
+        gt=0,
+        le=1,
         description="drop a box overlapping a stronger one (cascade level weight) by more than this IoU; "
         "null keeps every box OpenCV's grouping left",
     )
@@ -105,7 +107,9 @@ class HaarOptions(Options):
 
     @model_validator(mode="after")
     def _min_below_max(self) -> HaarOptions:
-        if all(self.max_size) and (self.min_size[0] > self.max_size[0] or self.min_size[1] > self.max_size[1]):
+        if all(self.max_size) and (
+            self.min_size[0] > self.max_size[0] or self.min_size[1] > self.max_size[1]
+        ):
             raise ValueError(f"min_size {list(self.min_size)} is larger than max_size {list(self.max_size)}")
         return self
 

@@ -69,7 +69,9 @@ def crop_boxes(xyxy: np.ndarray, margin: float, width: int, height: int, square:
     rects[:, :2] = np.floor(grown[:, :2])
     rects[:, 2:] = np.floor(grown[:, 2:])
     inside = clip_boxes(boxes, width, height)
-    small = ((inside[:, 2:] - inside[:, :2]) < MIN_CROP_SIDE).any(axis=1) | ((rects[:, 2:] - rects[:, :2]) < 1).any(axis=1)
+    small = ((inside[:, 2:] - inside[:, :2]) < MIN_CROP_SIDE).any(axis=1) | (
+        (rects[:, 2:] - rects[:, :2]) < 1
+    ).any(axis=1)
     rects[small] = 0
     return rects
 
@@ -91,8 +93,15 @@ class CropBatch:
     crops: list[np.ndarray] = field(default_factory=list)
     owners: list[tuple[int, int]] = field(default_factory=list)
 
-    def add(self, frame_index: int, image: np.ndarray, detections: Detections, rows: np.ndarray, margin: float,
-            square: bool = False) -> None:
+    def add(
+        self,
+        frame_index: int,
+        image: np.ndarray,
+        detections: Detections,
+        rows: np.ndarray,
+        margin: float,
+        square: bool = False,
+    ) -> None:
         """Crop the `rows` of one frame's detections (rows whose crop is empty are skipped)."""
         if not len(rows):
             return
@@ -114,7 +123,9 @@ class CropBatch:
         return out
 
 
-def merge_column(existing: np.ndarray | None, n: int, rows: Iterable[int], values: Iterable[Any]) -> list[Any]:
+def merge_column(
+    existing: np.ndarray | None, n: int, rows: Iterable[int], values: Iterable[Any]
+) -> list[Any]:
     """An attribute column of length `n`: `values` at `rows`, elsewhere the existing value
     (another stage may have filled those rows) or None."""
     column: list[Any] = [None] * n if existing is None else list(existing)

@@ -14,8 +14,9 @@ from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, register
 
 
-def sketch(image: np.ndarray, blur_kernel: int = 5, canny_low: int = 10, canny_high: int = 70,
-           invert: bool = True) -> np.ndarray:
+def sketch(
+    image: np.ndarray, blur_kernel: int = 5, canny_low: int = 10, canny_high: int = 70, invert: bool = True
+) -> np.ndarray:
     """A new H x W x 3 uint8 BGR edge drawing of `image` (which is only read, never written).
 
     blur_kernel: Gaussian kernel side in px (odd; 0 or 1 = no blur); canny_low/high: hysteresis
@@ -34,11 +35,19 @@ class SketchOptions(Options):
     """Options of `filter.sketch`."""
 
     blur_kernel: int = Field(
-        5, ge=0, description="Gaussian blur kernel side in px, odd (0 or 1 = no blur); larger = fewer, smoother edges"
+        5,
+        ge=0,
+        description="Gaussian blur kernel side in px, odd (0 or 1 = no blur); larger = fewer, smoother edges",
     )
-    canny_low: int = Field(10, ge=0, le=1000, description="Canny lower hysteresis threshold (gray-level gradient)")
-    canny_high: int = Field(70, ge=0, le=1000, description="Canny upper hysteresis threshold (gray-level gradient)")
-    invert: bool = Field(True, description="true: dark edges on white (a sketch); false: white edges on black")
+    canny_low: int = Field(
+        10, ge=0, le=1000, description="Canny lower hysteresis threshold (gray-level gradient)"
+    )
+    canny_high: int = Field(
+        70, ge=0, le=1000, description="Canny upper hysteresis threshold (gray-level gradient)"
+    )
+    invert: bool = Field(
+        True, description="true: dark edges on white (a sketch); false: white edges on black"
+    )
 
     @field_validator("blur_kernel")
     @classmethod

@@ -25,10 +25,26 @@ BGR = tuple[int, int, int]
 
 # 20 well-separated colours (BGR), bright enough to read on video.
 PALETTE: tuple[BGR, ...] = (
-    (56, 56, 255), (151, 157, 255), (31, 112, 255), (29, 178, 255), (49, 210, 207),
-    (10, 249, 72), (23, 204, 146), (134, 219, 61), (52, 147, 26), (187, 212, 0),
-    (168, 153, 44), (255, 194, 0), (147, 69, 52), (255, 115, 100), (236, 24, 0),
-    (255, 56, 132), (133, 0, 82), (255, 56, 203), (200, 149, 255), (199, 55, 255),
+    (56, 56, 255),
+    (151, 157, 255),
+    (31, 112, 255),
+    (29, 178, 255),
+    (49, 210, 207),
+    (10, 249, 72),
+    (23, 204, 146),
+    (134, 219, 61),
+    (52, 147, 26),
+    (187, 212, 0),
+    (168, 153, 44),
+    (255, 194, 0),
+    (147, 69, 52),
+    (255, 115, 100),
+    (236, 24, 0),
+    (255, 56, 132),
+    (133, 0, 82),
+    (255, 56, 203),
+    (200, 149, 255),
+    (199, 55, 255),
 )
 FONT = cv2.FONT_HERSHEY_SIMPLEX
 SCORE_SUFFIXES = ("_score", "_conf", "_prob")
@@ -65,7 +81,11 @@ def format_attributes(attributes: Mapping[str, Any], show_scores: bool = True) -
     probabilities and show their top class. `<name>_probs` beside a shown `<name>` (the class
     distribution behind the label) and point arrays (landmarks) are not text.
     """
-    values = {k: v for k, v in attributes.items() if not _is_missing(v) and not isinstance(v, (np.ndarray, list, tuple))}
+    values = {
+        k: v
+        for k, v in attributes.items()
+        if not _is_missing(v) and not isinstance(v, (np.ndarray, list, tuple))
+    }
     scores: dict[str, float] = {}
     for name in list(values):
         if name.endswith("_probs") and name[: -len("_probs")] in values:
@@ -98,15 +118,23 @@ def format_attributes(attributes: Mapping[str, Any], show_scores: bool = True) -
     return segments
 
 
-def format_label(label: str, score: float | None, attributes: Mapping[str, Any] | None = None,
-                 track_id: int | None = None, show_scores: bool = True, show_attributes: bool = True) -> str:
+def format_label(
+    label: str,
+    score: float | None,
+    attributes: Mapping[str, Any] | None = None,
+    track_id: int | None = None,
+    show_scores: bool = True,
+    show_attributes: bool = True,
+) -> str:
     """The text over one box, e.g. `#7 face 0.93 | happy 0.88 | F 31y`."""
     head = " ".join(
-        part for part in (
+        part
+        for part in (
             f"#{track_id}" if track_id is not None else "",
             label,
             f"{score:.2f}" if show_scores and score is not None else "",
-        ) if part
+        )
+        if part
     )
     segments = [head] if head else []
     if show_attributes and attributes:
@@ -131,15 +159,20 @@ class RenderOptions(Options):
     """Options of `render`. Sizes are in pixels of the frame."""
 
     thickness: int = Field(2, ge=1, le=20, description="box and line thickness in px")
-    font_scale: float = Field(0.5, gt=0, le=5, description="label text size (OpenCV font scale; 0.5 is ~10 px tall)")
+    font_scale: float = Field(
+        0.5, gt=0, le=5, description="label text size (OpenCV font scale; 0.5 is ~10 px tall)"
+    )
     show_scores: bool = Field(True, description="print detection and attribute scores")
     show_attributes: bool = Field(True, description="print attributes (emotion, gender, age, ...)")
     show_track_ids: bool = Field(True, description="print #track_id before the label")
     show_fps: bool = Field(True, description="print per-source frames per second (wall clock at this stage)")
     show_events: bool = Field(True, description="draw event geometry (data.line, data.zone) and data.counts")
-    trail_length: int = Field(30, ge=0, description="centres kept per track for its trail, in frames (0 = no trails)")
+    trail_length: int = Field(
+        30, ge=0, description="centres kept per track for its trail, in frames (0 = no trails)"
+    )
     colour_by: Literal["class", "track"] = Field(
-        "track", description="colour boxes by class label, or by track id (untracked boxes fall back to class)"
+        "track",
+        description="colour boxes by class label, or by track id (untracked boxes fall back to class)",
     )
 
 
@@ -159,7 +192,9 @@ class Render(Stage):
         self._trails: dict[tuple[str, int], deque[tuple[int, int]]] = {}
         self._last_seen: dict[tuple[str, int], int] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (last arrival, smoothed fps)
-        self._overlays: dict[tuple[str, str, str], dict[str, Any]] = {}  # (source, stage, name) -> line/zone points
+        self._overlays: dict[
+            tuple[str, str, str], dict[str, Any]
+        ] = {}  # (source, stage, name) -> line/zone points
         self._counts: dict[tuple[str, str], dict[str, Any]] = {}  # (source, stage) -> latest counts
 
     def colour(self, label: str, class_id: int, track_id: int) -> BGR:
@@ -187,7 +222,9 @@ class Render(Stage):
             tid = int(det.track_id[i])
             colour = self.colour(str(det.label[i]), int(det.class_id[i]), tid)
             if tid != NO_TRACK and o.trail_length:
-                self._draw_trail(canvas, (frame.source, tid), ((x1 + x2) // 2, (y1 + y2) // 2), frame.seq, colour)
+                self._draw_trail(
+                    canvas, (frame.source, tid), ((x1 + x2) // 2, (y1 + y2) // 2), frame.seq, colour
+                )
             cv2.rectangle(canvas, (x1, y1), (x2, y2), colour, o.thickness, cv2.LINE_AA)
             text = format_label(
                 str(det.label[i]),
@@ -208,21 +245,32 @@ class Render(Stage):
         x, y = max(0, min(corner[0], canvas.shape[1] - tw - 2)), corner[1]  # keep the text inside the frame
         top = y - th - base - 2 if y - th - base - 2 >= 0 else y
         cv2.rectangle(canvas, (x, top), (x + tw + 2, top + th + base + 2), colour, cv2.FILLED)
-        ink = (0, 0, 0) if 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2] > 140 else (255, 255, 255)
+        ink = (
+            (0, 0, 0) if 0.114 * colour[0] + 0.587 * colour[1] + 0.299 * colour[2] > 140 else (255, 255, 255)
+        )
         cv2.putText(canvas, text, (x + 1, top + th + 1), FONT, scale, ink, thick, cv2.LINE_AA)
 
-    def _draw_trail(self, canvas: np.ndarray, key: tuple[str, int], centre: tuple[int, int], seq: int,
-                    colour: BGR) -> None:
+    def _draw_trail(
+        self, canvas: np.ndarray, key: tuple[str, int], centre: tuple[int, int], seq: int, colour: BGR
+    ) -> None:
         trail = self._trails.setdefault(key, deque(maxlen=self.options.trail_length))
         trail.append(centre)
         self._last_seen[key] = seq
         if len(trail) > 1:
-            cv2.polylines(canvas, [np.array(trail, np.int32)], False, colour, max(1, self.options.thickness // 2),
-                          cv2.LINE_AA)
+            cv2.polylines(
+                canvas,
+                [np.array(trail, np.int32)],
+                False,
+                colour,
+                max(1, self.options.thickness // 2),
+                cv2.LINE_AA,
+            )
 
     def _forget_old_tracks(self, source: str, seq: int) -> None:
         # A track unseen for a whole trail length is gone; keeps memory bounded on long runs.
-        stale = [k for k, s in self._last_seen.items() if k[0] == source and seq - s > self.options.trail_length]
+        stale = [
+            k for k, s in self._last_seen.items() if k[0] == source and seq - s > self.options.trail_length
+        ]
         for key in stale:
             del self._trails[key], self._last_seen[key]
 
@@ -242,7 +290,9 @@ class Render(Stage):
             stage = event.stage or event.type
             geometry = {k: event.data[k] for k in ("line", "zone") if event.data.get(k) is not None}
             if geometry:
-                self._overlays.setdefault((source, stage, str(event.data.get("name", ""))), {}).update(geometry)
+                self._overlays.setdefault((source, stage, str(event.data.get("name", ""))), {}).update(
+                    geometry
+                )
             if isinstance(event.data.get("counts"), Mapping):
                 self._counts[(source, stage)] = dict(event.data["counts"])
         for (src, stage, name), overlay in self._overlays.items():
@@ -253,8 +303,11 @@ class Render(Stage):
                 pts = _points(overlay.get(key), canvas.shape)
                 if pts is not None:
                     cv2.polylines(canvas, [pts], key == "zone", colour, self.options.thickness, cv2.LINE_AA)
-        lines = [f"{stage}: " + " ".join(f"{k}={_number(v)}" for k, v in counts.items())
-                 for (src, stage), counts in self._counts.items() if src == source and counts]
+        lines = [
+            f"{stage}: " + " ".join(f"{k}={_number(v)}" for k, v in counts.items())
+            for (src, stage), counts in self._counts.items()
+            if src == source and counts
+        ]
         y = canvas.shape[0] - 4
         for text in reversed(lines):
             self._draw_tag(canvas, text, (0, y), (40, 40, 40))

@@ -26,17 +26,27 @@ def gui_problem() -> str | None:
             "`pip uninstall opencv-python-headless` then `pip install 'opencv-python<5'`"
         )
     # Qt/GTK abort the whole process without a display, so check before opening a window.
-    if sys.platform.startswith("linux") and not (os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")):
-        return "no display to show windows on (DISPLAY and WAYLAND_DISPLAY are not set); use sink.video instead"
+    if sys.platform.startswith("linux") and not (
+        os.environ.get("DISPLAY") or os.environ.get("WAYLAND_DISPLAY")
+    ):
+        return (
+            "no display to show windows on (DISPLAY and WAYLAND_DISPLAY are not set); use sink.video instead"
+        )
     return None
 
 
 class DisplaySinkOptions(Options):
     """Options of `sink.display`."""
 
-    title: str = Field("vigil: {source}", description="window title; {source} is the source id (one window each)")
-    max_width: int = Field(1280, ge=0, description="shrink wider frames to this width in px for display (0 = never)")
-    wait_ms: int = Field(1, ge=1, description="ms to wait for a key press after each frame (OpenCV's waitKey)")
+    title: str = Field(
+        "vigil: {source}", description="window title; {source} is the source id (one window each)"
+    )
+    max_width: int = Field(
+        1280, ge=0, description="shrink wider frames to this width in px for display (0 = never)"
+    )
+    wait_ms: int = Field(
+        1, ge=1, description="ms to wait for a key press after each frame (OpenCV's waitKey)"
+    )
 
 
 @register("sink.display")
@@ -74,8 +84,9 @@ class DisplaySink(Stage):
         image = frame.view
         width = self.options.max_width
         if width and image.shape[1] > width:
-            image = cv2.resize(image, (width, round(image.shape[0] * width / image.shape[1])),
-                               interpolation=cv2.INTER_AREA)
+            image = cv2.resize(
+                image, (width, round(image.shape[0] * width / image.shape[1])), interpolation=cv2.INTER_AREA
+            )
         cv2.imshow(name, image)
         key = cv2.waitKey(self.options.wait_ms) & 0xFF
         closed = cv2.getWindowProperty(name, cv2.WND_PROP_VISIBLE) < 1

@@ -39,9 +39,13 @@ class ImagesSinkOptions(Options):
         try:
             name = value.format(source="cam", seq=1, index=1, pts=0.0)
         except (KeyError, IndexError, ValueError) as exc:
-            raise ValueError(f"bad pattern ({exc}); fields are {{source}}, {{seq}}, {{index}}, {{pts}}") from None
+            raise ValueError(
+                f"bad pattern ({exc}); fields are {{source}}, {{seq}}, {{index}}, {{pts}}"
+            ) from None
         if not cv2.haveImageWriter(name):
-            raise ValueError(f"OpenCV cannot write {Path(name).suffix or 'files without a suffix'}; use .jpg or .png")
+            raise ValueError(
+                f"OpenCV cannot write {Path(name).suffix or 'files without a suffix'}; use .jpg or .png"
+            )
         return value
 
 

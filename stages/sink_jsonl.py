@@ -29,7 +29,9 @@ class JsonlSinkOptions(Options):
         "(each line's `source` field tells them apart)",
     )
     flush_every: int = Field(1, ge=1, description="flush after this many lines (frames)")
-    flush_interval_s: float = Field(1.0, gt=0, description="flush at least this often, in seconds of wall clock")
+    flush_interval_s: float = Field(
+        1.0, gt=0, description="flush at least this often, in seconds of wall clock"
+    )
     include_empty: bool = Field(
         True, description="write frames without detections, events or errors too (one line per frame)"
     )
@@ -74,7 +76,10 @@ class JsonlSink(Stage):
         self.lines += 1
         self._pending += 1
         now = time.monotonic()
-        if self._pending >= self.options.flush_every or now - self._last_flush >= self.options.flush_interval_s:
+        if (
+            self._pending >= self.options.flush_every
+            or now - self._last_flush >= self.options.flush_interval_s
+        ):
             self._flush(now)
         return frame
 

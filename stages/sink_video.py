@@ -83,7 +83,9 @@ class VideoSink(Stage):
             path = per_source_path(self.context, self.options.path, source, True)
         fps = self.options.fps or (info.fps if info and info.fps > 0 else 0.0)
         if not fps:
-            self.log.warning("%s: source fps unknown; writing at %g fps (set `fps` to choose)", source, DEFAULT_FPS)
+            self.log.warning(
+                "%s: source fps unknown; writing at %g fps (set `fps` to choose)", source, DEFAULT_FPS
+            )
             fps = DEFAULT_FPS
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
         fourcc = self.fourcc(path)
@@ -108,7 +110,10 @@ class VideoSink(Stage):
             if not out.resized:
                 self.log.warning(
                     "%s: frame size changed to %dx%d; resizing to %dx%d",
-                    frame.source, image.shape[1], image.shape[0], *out.size,
+                    frame.source,
+                    image.shape[1],
+                    image.shape[0],
+                    *out.size,
                 )
                 out.resized = True
             image = cv2.resize(image, out.size, interpolation=cv2.INTER_AREA)

@@ -19,8 +19,15 @@ PEDESTRIAN_OUTPUTS = ["detection_boxes:0", "detection_classes:0", "detection_sco
 
 
 def _hw(**changes) -> Hardware:
-    base = dict(cpu_vendor="AuthenticAMD", cpu_name="AMD EPYC", nvidia_gpu=False, tensorflow_gpu=False,
-                opencv_cuda=False, openvino_devices=("CPU",), runtimes=frozenset({"openvino", "tensorflow", "litert"}))
+    base = dict(
+        cpu_vendor="AuthenticAMD",
+        cpu_name="AMD EPYC",
+        nvidia_gpu=False,
+        tensorflow_gpu=False,
+        opencv_cuda=False,
+        openvino_devices=("CPU",),
+        runtimes=frozenset({"openvino", "tensorflow", "litert"}),
+    )
     return Hardware(**{**base, **changes})
 
 
@@ -33,10 +40,17 @@ def test_auto_prefers_tensorflow_on_an_nvidia_gpu_with_a_tf_format() -> None:
 
 
 def test_auto_prefers_openvino_on_intel_and_as_the_cpu_path() -> None:
-    intel = rank_backends(["tensorflow", "openvino"], ["tflite"], _hw(cpu_vendor="GenuineIntel", openvino_devices=("CPU", "GPU")))
+    intel = rank_backends(
+        ["tensorflow", "openvino"],
+        ["tflite"],
+        _hw(cpu_vendor="GenuineIntel", openvino_devices=("CPU", "GPU")),
+    )
     assert intel[0][0] == "openvino" and "Intel" in intel[0][1]
     assert [b for b, _ in rank_backends(["opencv", "tensorflow", "openvino"], ["savedmodel"], _hw())] == [
-        "openvino", "tensorflow", "opencv"]
+        "openvino",
+        "tensorflow",
+        "opencv",
+    ]
     no_ov = rank_backends(["openvino", "tensorflow"], ["tflite"], _hw(runtimes=frozenset({"litert"})))
     assert [b for b, _ in no_ov] == ["tensorflow"]
     assert rank_backends(["openvino", "opencv"], [], _hw(nvidia_gpu=True, opencv_cuda=True))[0][0] == "opencv"
@@ -83,8 +97,12 @@ def test_openvino_batch_split_and_async_queue_match_single_runs(ov_yolox, x_nchw
 
 
 @pytest.mark.model
-def test_openvino_throughput_mode_uses_the_optimal_request_count(models_dir: Path, x_nchw: np.ndarray) -> None:
-    backend = load_backend(models_dir / YOLOX, "openvino", "AUTO", threads=2, mode="throughput", precision="f32")
+def test_openvino_throughput_mode_uses_the_optimal_request_count(
+    models_dir: Path, x_nchw: np.ndarray
+) -> None:
+    backend = load_backend(
+        models_dir / YOLOX, "openvino", "AUTO", threads=2, mode="throughput", precision="f32"
+    )
     assert backend.info.requests >= 1 and backend.info.extra["mode"] == "throughput"
     assert backend.info.device == "CPU" and backend.info.threads == 2  # AUTO reports where it ran
     outs = backend.infer_many([x_nchw] * 4)
@@ -159,12 +177,16 @@ def test_tensorflow_frozen_graph_and_keras_match_openvino(models_dir: Path, tf_s
     np.testing.assert_allclose(a["detection_scores:0"], b["detection_scores:0"], atol=1e-3)
 
     keras = load_backend(models_dir / "emotion/fer2013_mini_xception/emotion_model.hdf5", "tensorflow")
-    ir = load_backend(models_dir / "emotion/fer2013_mini_xception/emotion_model.xml", "openvino", "CPU", precision="f32")
+    ir = load_backend(
+        models_dir / "emotion/fer2013_mini_xception/emotion_model.xml", "openvino", "CPU", precision="f32"
+    )
     faces = np.random.default_rng(4).uniform(-1, 1, (2, 64, 64, 1)).astype(np.float32)
     stacked = keras.infer_many([faces[:1], faces[1:]])  # dynamic batch: one stacked call
     assert keras.outputs[0].name == "predictions" and len(stacked) == 2
     for i in range(2):
-        np.testing.assert_allclose(stacked[i]["predictions"], ir.infer(faces[i : i + 1])["output_0"], atol=1e-4)
+        np.testing.assert_allclose(
+            stacked[i]["predictions"], ir.infer(faces[i : i + 1])["output_0"], atol=1e-4
+        )
     with pytest.raises(ModelError, match="GPU"):
         load_backend(models_dir / "emotion/fer2013_mini_xception/emotion_model.hdf5", "tensorflow", "cuda:3")
 
@@ -195,7 +217,9 @@ def test_openvino_detector_path_never_imports_tensorflow(models_dir: Path) -> No
         "assert not bad, bad\n"
     )
     env = {"VIGIL_MODELS": str(models_dir), "PATH": "/usr/bin:/bin", "HOME": str(Path.home())}
-    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "-c", code], cwd=REPO, env=env, capture_output=True, text=True, timeout=120
+    )
     assert proc.returncode == 0, proc.stderr[-2000:]
 
 
@@ -210,7 +234,9 @@ def test_auto_falls_back_to_the_backend_whose_files_are_present(
     (tmp_path / detect).symlink_to(models_dir / detect)
     monkeypatch.setenv("VIGIL_MODELS", str(tmp_path))
     monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
-    monkeypatch.setattr(loader, "rank_backends", lambda *a, **k: [("openvino", "fastest"), ("tensorflow", "cpu")])
+    monkeypatch.setattr(
+        loader, "rank_backends", lambda *a, **k: [("openvino", "fastest"), ("tensorflow", "cpu")]
+    )
     choice = loader.choose("ssd-mobilenet-v1-coco", "auto")
     assert (choice.backend, choice.resolved.format.id) == ("tensorflow", "detect")
     assert "openvino files are not present" in choice.reason

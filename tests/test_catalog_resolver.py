@@ -21,10 +21,20 @@ from pipeline.errors import ModelError
 
 YUNET = "face_detection/yunet/face_detection_yunet_2023mar.onnx"
 EXPECTED_MODELS = {
-    "yunet", "blazeface-short-range", "blazeface-full-range", "blazeface-back", "yolox-nano",
-    "ssd-mobilenet-v1-coco", "pedestrian-ssdlite", "person-detection-retail-0013", "fer2013-mini-xception",
-    "fer2013-mini-xception-quant", "emotions-recognition-retail-0003", "age-gender-recognition-retail-0013",
-    "ssrnet-age-imdb", "ssrnet-gender-imdb",
+    "yunet",
+    "blazeface-short-range",
+    "blazeface-full-range",
+    "blazeface-back",
+    "yolox-nano",
+    "ssd-mobilenet-v1-coco",
+    "pedestrian-ssdlite",
+    "person-detection-retail-0013",
+    "fer2013-mini-xception",
+    "fer2013-mini-xception-quant",
+    "emotions-recognition-retail-0003",
+    "age-gender-recognition-retail-0013",
+    "ssrnet-age-imdb",
+    "ssrnet-gender-imdb",
 }
 
 
@@ -36,10 +46,26 @@ def _private_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 def _entry(path: str, data: bytes, source: dict) -> dict:
     return {
-        "name": "tiny", "task": "face_detection", "licence": {"name": "MIT"}, "decoder": "yunet",
+        "name": "tiny",
+        "task": "face_detection",
+        "licence": {"name": "MIT"},
+        "decoder": "yunet",
         "input": {"size": [8, 8]},
-        "formats": [{"id": "onnx", "kind": "onnx", "backends": ["openvino"], "files": [
-            {"path": path, "bytes": len(data), "sha256": hashlib.sha256(data).hexdigest(), "source": source}]}],
+        "formats": [
+            {
+                "id": "onnx",
+                "kind": "onnx",
+                "backends": ["openvino"],
+                "files": [
+                    {
+                        "path": path,
+                        "bytes": len(data),
+                        "sha256": hashlib.sha256(data).hexdigest(),
+                        "source": source,
+                    }
+                ],
+            }
+        ],
     }
 
 
@@ -71,7 +97,9 @@ def test_catalog_sizes_and_hashes_match_the_shared_files(models_dir: Path) -> No
 @pytest.mark.model
 def test_label_sets_match_the_shared_label_files(models_dir: Path) -> None:
     catalog = load_catalog()
-    assert list(catalog.get("yolox-nano").label_names() or ()) == load_labels(models_dir / "yolo/coco80_labels.txt")
+    assert list(catalog.get("yolox-nano").label_names() or ()) == load_labels(
+        models_dir / "yolo/coco80_labels.txt"
+    )
     ssd = catalog.get("ssd-mobilenet-v1-coco")
     assert list(ssd.label_names() or ()) == load_labels(models_dir / "ssd/ssd_mobilenet_v1_coco_labelmap.txt")
 
@@ -95,7 +123,9 @@ def test_a_bad_catalog_entry_is_a_clear_error(change, expected: str) -> None:
     assert expected in message and "test.yaml" in message and "\n" not in message
 
 
-def test_search_path_is_vigil_models_then_the_user_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_search_path_is_vigil_models_then_the_user_cache(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VIGIL_MODELS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
     assert search_roots() == [tmp_path / "a", tmp_path / "b", tmp_path / "xdg" / "vigil" / "models"]
 
@@ -107,12 +137,17 @@ def test_resolve_picks_the_format_of_the_backend(models_dir: Path) -> None:
     tf = resolve("yolox-nano", ["tensorflow"])
     assert tf.path == models_dir / "yolo/yolox_nano_tf_savedmodel" and tf.format.kind == "savedmodel"
     ssd = resolve("ssd-mobilenet-v1-coco", ["openvino"])
-    assert ssd.format.id == "nopp" and ssd.file_path("anchors") == models_dir / "ssd/ssd_mobilenet_v1_coco_quant_anchors.npy"
+    assert (
+        ssd.format.id == "nopp"
+        and ssd.file_path("anchors") == models_dir / "ssd/ssd_mobilenet_v1_coco_quant_anchors.npy"
+    )
     with pytest.raises(ModelError, match="no format that tensorflow can run"):
         resolve("person-detection-retail-0013", ["tensorflow"])
 
 
-def test_missing_file_names_file_search_path_and_fetch_command(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_missing_file_names_file_search_path_and_fetch_command(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("VIGIL_MODELS", str(tmp_path / "empty"))
     with pytest.raises(ModelError) as err:
         resolve("yunet", ["openvino"])
@@ -124,7 +159,9 @@ def test_missing_file_names_file_search_path_and_fetch_command(tmp_path: Path, m
 
 
 @pytest.mark.model
-def test_corrupt_copy_is_refused_with_one_line(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_corrupt_copy_is_refused_with_one_line(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     copy = tmp_path / "root" / YUNET
     copy.parent.mkdir(parents=True)
     data = bytearray((models_dir / YUNET).read_bytes())
@@ -135,7 +172,9 @@ def test_corrupt_copy_is_refused_with_one_line(tmp_path: Path, models_dir: Path,
         resolve("yunet")
     message = str(err.value)
     assert "\n" not in message and "corrupt" in message and "sha256" in message
-    assert str(copy) in message and str(tmp_path / "root") in message and "vigil models fetch yunet" in message
+    assert (
+        str(copy) in message and str(tmp_path / "root") in message and "vigil models fetch yunet" in message
+    )
 
 
 def test_unknown_model_name_suggests_close_names() -> None:
@@ -146,7 +185,9 @@ def test_unknown_model_name_suggests_close_names() -> None:
 
 
 @pytest.mark.model
-def test_sha256_is_computed_once_per_file_version(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_sha256_is_computed_once_per_file_version(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     root = tmp_path / "root"
     (root / YUNET).parent.mkdir(parents=True)
     shutil.copy(models_dir / YUNET, root / YUNET)
@@ -183,7 +224,9 @@ def _wheel(directory: Path, name: str, member: str, data: bytes) -> Path:
     with zipfile.ZipFile(path, "w") as zf:
         zf.writestr(member, data)
         zf.writestr(f"{dist}/METADATA", f"Metadata-Version: 2.1\nName: {name}\nVersion: 0.1\n")
-        zf.writestr(f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n")
+        zf.writestr(
+            f"{dist}/WHEEL", "Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        )
         zf.writestr(f"{dist}/RECORD", "")
     return path
 
@@ -220,13 +263,17 @@ def test_fetch_from_a_file_url_and_refuse_a_sha_mismatch(tmp_path: Path) -> None
 
 
 def test_fetch_reports_derived_files_as_unavailable(tmp_path: Path) -> None:
-    catalog = parse_catalog({"version": 1, "models": [_entry("t/m.onnx", b"abc", {"derived": "converted by hand"})]})
+    catalog = parse_catalog(
+        {"version": 1, "models": [_entry("t/m.onnx", b"abc", {"derived": "converted by hand"})]}
+    )
     report = fetch("tiny", dest=tmp_path / "cache", catalog=catalog)
     assert not report.ok and report.unavailable == ["t/m.onnx: no download (derived: converted by hand)"]
 
 
 @pytest.mark.model
-def test_cli_list_and_verify(tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+def test_cli_list_and_verify(
+    tmp_path: Path, models_dir: Path, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
     assert cmd_list(argparse.Namespace()) == 0
     out = capsys.readouterr().out
     assert "yolox-nano" in out and "present" in out and "vigil models fetch" in out

@@ -37,7 +37,9 @@ def test_crop_boxes_add_the_margin_on_each_side_and_truncate():
 
 def test_square_crop_uses_the_longer_side_around_the_centre():
     rects = crop_boxes(np.array([[10, 20, 30, 60]]), 0.25, 100, 100, square=True)
-    assert rects.tolist() == [[0, 10, 50, 70]]  # side 40 * 1.5 = 60 around the centre (20, 40), x clamped at 0
+    assert rects.tolist() == [
+        [0, 10, 50, 70]
+    ]  # side 40 * 1.5 = 60 around the centre (20, 40), x clamped at 0
 
 
 def test_crops_at_the_frame_edge_are_clamped_and_off_frame_boxes_are_empty():
@@ -59,7 +61,9 @@ def test_as_bgr_accepts_gray_and_bgra():
 
 
 def test_select_rows_by_label_and_min_face():
-    det = Detections.create([[0, 0, 40, 40], [0, 0, 10, 50], [0, 0, 40, 40]], label=["face", "face", "person"])
+    det = Detections.create(
+        [[0, 0, 40, 40], [0, 0, 10, 50], [0, 0, 40, 40]], label=["face", "face", "person"]
+    )
     assert select_rows(det, ["face"], 0).tolist() == [0, 1]
     assert select_rows(det, ["face"], 16).tolist() == [0]
     assert select_rows(det, None, 16).tolist() == [0, 2]
@@ -106,7 +110,10 @@ def test_hysteresis_label(averaged, current, expected):
 def test_track_label_changes_only_when_the_evidence_does():
     smoother = TrackSmoother(window=4, switch_margin=0.2, forget_after=10)
     happy, sad = np.array([0.9, 0.1]), np.array([0.1, 0.9])
-    labels = [smoother.probabilities(("cam", 1), "emotion", p, t)[0] for t, p in enumerate([happy] * 4 + [sad] + [happy] * 2)]
+    labels = [
+        smoother.probabilities(("cam", 1), "emotion", p, t)[0]
+        for t, p in enumerate([happy] * 4 + [sad] + [happy] * 2)
+    ]
     assert labels == [0] * 7  # one sad frame among happy ones: no flicker
     labels = [smoother.probabilities(("cam", 1), "emotion", sad, t)[0] for t in range(7, 11)]
     assert labels == [0, 0, 1, 1]  # sustained: switches once the window average beats happy by > 0.2
@@ -163,8 +170,15 @@ def test_keras_preprocessing_and_sigmoid_outputs():
 
 
 def test_render_shows_the_attributes_compactly():
-    attrs = {"emotion": "happy", "emotion_score": 0.99, "emotion_probs": {"happy": 0.99, "sad": 0.01},
-             "age": 31.4, "gender": "female", "gender_score": 0.93, "landmarks": np.zeros((5, 2), np.float32)}
+    attrs = {
+        "emotion": "happy",
+        "emotion_score": 0.99,
+        "emotion_probs": {"happy": 0.99, "sad": 0.01},
+        "age": 31.4,
+        "gender": "female",
+        "gender_score": 0.93,
+        "landmarks": np.zeros((5, 2), np.float32),
+    }
     # no "emotion_probs=happy 0.99" repeat, no landmark coordinates (YuNet's detect.face adds them)
     assert format_label("face", 0.93, attrs, 7) == "#7 face 0.93 | happy 0.99 | F 31y"
     skipped = dict.fromkeys(attrs)
@@ -175,7 +189,11 @@ def test_render_shows_the_attributes_compactly():
 
 
 def _config(kind: str, **options) -> dict:
-    return {"version": 1, "sources": [{"uri": "x.mp4"}], "stages": [{"id": "c", "kind": kind, "with": options}]}
+    return {
+        "version": 1,
+        "sources": [{"uri": "x.mp4"}],
+        "stages": [{"id": "c", "kind": kind, "with": options}],
+    }
 
 
 def _validate(raw: dict):
@@ -188,7 +206,9 @@ def test_options_are_validated_with_their_yaml_path():
     with pytest.raises(ConfigError, match=r"stages\[0\]\.with\.model"):
         _validate(_config("classify.age_gender", model="fer"))
     with pytest.raises(ConfigError, match="workers must be 1"):
-        _validate({**_config("classify.emotion"), "stages": [{"id": "c", "kind": "classify.emotion", "workers": 2}]})
+        _validate(
+            {**_config("classify.emotion"), "stages": [{"id": "c", "kind": "classify.emotion", "workers": 2}]}
+        )
     cfg = _validate(_config("classify.age_gender", model="ssrnet-gender-imdb"))
     assert cfg.stages[0].options.model == "ssrnet"
 
@@ -228,9 +248,12 @@ def _frame(image: np.ndarray, seq: int = 0, source: str = "img") -> Frame:
 @pytest.fixture(scope="module")
 def stills(media, face_detector) -> dict[str, Frame]:
     """The labelled stills with their YuNet faces (one each)."""
-    paths = {"astronaut": "astronaut.png", "man_happy": "images/face_man_happy_intel_f0008.jpg",
-             "woman_happy": "images/face_woman_happy_pexels_f0313.jpg",
-             "woman_neutral": "images/face_woman_neutral_pexels_f0000.jpg"}
+    paths = {
+        "astronaut": "astronaut.png",
+        "man_happy": "images/face_man_happy_intel_f0008.jpg",
+        "woman_happy": "images/face_woman_happy_pexels_f0313.jpg",
+        "woman_neutral": "images/face_woman_neutral_pexels_f0000.jpg",
+    }
     frames = {k: face_detector.process(_frame(cv2.imread(str(media / p)))) for k, p in paths.items()}
     assert all(len(f.detections) == 1 for f in frames.values())
     return frames
@@ -286,14 +309,21 @@ def test_a_clearly_smiling_face_reads_happy(emotion, stills, name):
     a = _attrs(emotion.process(stills[name]))
     assert a["emotion"] == "happy" and a["emotion_score"] > 0.5
     assert a["emotion_probs"]["happy"] == a["emotion_score"]
-    assert set(a["emotion_probs"]) <= set(canonical_emotions(emotion.names)) and "anger" not in a["emotion_probs"]
+    assert (
+        set(a["emotion_probs"]) <= set(canonical_emotions(emotion.names))
+        and "anger" not in a["emotion_probs"]
+    )
 
 
 @pytest.mark.model
 def test_labelled_stills_get_the_right_gender_and_a_plausible_age(age_gender, stills):
     out = {k: _attrs(age_gender.process(f)) for k, f in stills.items()}
     assert {k: a["gender"] for k, a in out.items()} == {
-        "astronaut": "female", "man_happy": "male", "woman_happy": "female", "woman_neutral": "female"}
+        "astronaut": "female",
+        "man_happy": "male",
+        "woman_happy": "female",
+        "woman_neutral": "female",
+    }
     assert all(0.5 <= a["gender_score"] <= 1 for a in out.values())
     assert abs(out["astronaut"]["age"] - 42) <= 15  # see the module docstring for the tolerance
 
@@ -304,16 +334,29 @@ def _majority(values) -> tuple[str, float]:
 
 
 @pytest.mark.model
-@pytest.mark.parametrize("model", [
-    "age-gender-recognition-retail-0013",
-    pytest.param("ssrnet", marks=pytest.mark.xfail(strict=True, reason=(
-        "known model limitation: SSR-Net (IMDB) reads the strongly tilted woman on the left as male on "
-        "~80 % of frames at every margin tried (0-40 %, square or not); it is right on every other labelled face"))),
-])
+@pytest.mark.parametrize(
+    "model",
+    [
+        "age-gender-recognition-retail-0013",
+        pytest.param(
+            "ssrnet",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason=(
+                    "known model limitation: SSR-Net (IMDB) reads the strongly tilted woman on the left as male on "
+                    "~80 % of frames at every margin tried (0-40 %, square or not); it is right on every other labelled face"
+                ),
+            ),
+        ),
+    ],
+)
 def test_two_face_clip_left_is_female_right_is_male(model, two_faces):
     stage = _stage("classify.age_gender", model=model, backend="openvino", smoothing=False)
     out = stage.process_batch(two_faces)
-    assert _majority([f.detections.attributes["gender"][1] for f in out]) == ("male", pytest.approx(1, abs=0.1))
+    assert _majority([f.detections.attributes["gender"][1] for f in out]) == (
+        "male",
+        pytest.approx(1, abs=0.1),
+    )
     label, share = _majority([f.detections.attributes["gender"][0] for f in out])
     assert label == "female" and share >= 0.9
 
@@ -332,7 +375,9 @@ def test_bgr_order_matters_an_rgb_mistake_flips_gender(two_faces):
 def test_intel_age_gender_needs_the_square_30_percent_crop(media, face_detector):
     """Why CROP_OVERRIDES exists: at the catalog's 10 % margin the Intel net calls the smiling man female."""
     frames = _video_frames(media / "videos/face_headpose_male_smiling_intel.mp4", face_detector, every=3)
-    tight = _stage("classify.age_gender", model="age-gender-recognition-retail-0013", margin=0.1, square=False)
+    tight = _stage(
+        "classify.age_gender", model="age-gender-recognition-retail-0013", margin=0.1, square=False
+    )
     default = _stage("classify.age_gender", model="age-gender-recognition-retail-0013")
     assert (default.margin, default.square) == (0.3, True)
     assert _majority([_attrs(f)["gender"] for f in tight.process_batch(frames)])[0] == "female"
@@ -343,13 +388,18 @@ def test_intel_age_gender_needs_the_square_30_percent_crop(media, face_detector)
 @pytest.mark.model
 @pytest.mark.tensorflow
 @pytest.mark.slow
-@pytest.mark.parametrize(("kind", "model", "attribute"), [
-    ("classify.emotion", "fer2013-mini-xception", "emotion"),  # Keras .hdf5 on TF vs the IR on OpenVINO
-    ("classify.age_gender", "ssrnet", "gender"),  # the .tflite pair on LiteRT vs OpenVINO
-])
+@pytest.mark.parametrize(
+    ("kind", "model", "attribute"),
+    [
+        ("classify.emotion", "fer2013-mini-xception", "emotion"),  # Keras .hdf5 on TF vs the IR on OpenVINO
+        ("classify.age_gender", "ssrnet", "gender"),  # the .tflite pair on LiteRT vs OpenVINO
+    ],
+)
 def test_tensorflow_and_openvino_agree(kind, model, attribute, stills, two_faces):
     frames = list(stills.values()) + two_faces[::8]
-    tf_stage, ov_stage = (_stage(kind, model=model, backend=b, smoothing=False) for b in ("tensorflow", "openvino"))
+    tf_stage, ov_stage = (
+        _stage(kind, model=model, backend=b, smoothing=False) for b in ("tensorflow", "openvino")
+    )
     assert tf_stage.context.report["models"][0]["backend"] == "tensorflow"
     assert ov_stage.context.report["models"][0]["backend"] == "openvino"
     tf_out, ov_out = tf_stage.process_batch(frames), ov_stage.process_batch(frames)
@@ -380,13 +430,22 @@ def test_batched_path_matches_one_by_one(emotion, age_gender, two_faces, stills)
 def test_bad_crops_do_not_crash(emotion, age_gender, stills):
     image = stills["astronaut"].image
     h, w = image.shape[:2]
-    (x1, y1, x2, y2), = stills["astronaut"].detections.xyxy.tolist()
-    boxes = [[x1, y1, x2, y2], [-40, -40, 60, 60], [w - 50, h - 50, w + 40, h + 40],  # at the edges
-             [w + 10, 0, w + 90, 80], [10, 10, 18, 18], [x1, y1, x1 + 0.5, y2]]  # off frame, tiny, degenerate
+    ((x1, y1, x2, y2),) = stills["astronaut"].detections.xyxy.tolist()
+    boxes = [
+        [x1, y1, x2, y2],
+        [-40, -40, 60, 60],
+        [w - 50, h - 50, w + 40, h + 40],  # at the edges
+        [w + 10, 0, w + 90, 80],
+        [10, 10, 18, 18],
+        [x1, y1, x1 + 0.5, y2],
+    ]  # off frame, tiny, degenerate
     det = Detections.create(boxes, label=["face"] * 6)
     gray = cv2.cvtColor(image, cv2.COLOR_BGR2GRAY)
-    frames = [_frame(image).with_detections(det), _frame(np.dstack([gray] * 3)).with_detections(det),
-              _frame(gray).with_detections(det)]
+    frames = [
+        _frame(image).with_detections(det),
+        _frame(np.dstack([gray] * 3)).with_detections(det),
+        _frame(gray).with_detections(det),
+    ]
     for stage in (emotion, age_gender):
         first = stage.columns[0]
         for out in stage.process_batch(frames):
@@ -399,14 +458,20 @@ def test_bad_crops_do_not_crash(emotion, age_gender, stills):
 @pytest.mark.model
 def test_run_summary_lists_what_ran(age_gender):
     models = age_gender.context.report["models"]
-    assert {m["model"] for m in models} <= {"age-gender-recognition-retail-0013", "ssrnet-age-imdb", "ssrnet-gender-imdb"}
+    assert {m["model"] for m in models} <= {
+        "age-gender-recognition-retail-0013",
+        "ssrnet-age-imdb",
+        "ssrnet-gender-imdb",
+    }
     assert all(m["backend"] == "openvino" and m["device"] and m["precision"] for m in models)
 
 
 @pytest.mark.model
 @pytest.mark.slow
 def test_tracked_faces_are_smoothed_untracked_are_not(media, face_detector):
-    frames = _video_frames(media / "videos/face_woman_emotions_pexels_wolfganglanger.mp4", face_detector, every=2)
+    frames = _video_frames(
+        media / "videos/face_woman_emotions_pexels_wolfganglanger.mp4", face_detector, every=2
+    )
     tracked = [f.with_detections(f.detections.with_track_ids([1] * len(f.detections))) for f in frames]
     labels = {}
     for name, clip in (("tracked", tracked), ("untracked", frames)):
@@ -431,13 +496,19 @@ def keras_models(tmp_path_factory):
     folder = tmp_path_factory.mktemp("keras")
     k = 20.0
     inputs = keras.Input((24, 24, 3))
-    tone = keras.layers.Dense(2, activation="softmax", name="tone")(keras.layers.GlobalAveragePooling2D()(inputs))
+    tone = keras.layers.Dense(2, activation="softmax", name="tone")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
     model = keras.Model(inputs, tone)
-    model.get_layer("tone").set_weights([np.array([[-k, k], [0, 0], [k, -k]], np.float32), np.zeros(2, np.float32)])
+    model.get_layer("tone").set_weights(
+        [np.array([[-k, k], [0, 0], [k, -k]], np.float32), np.zeros(2, np.float32)]
+    )
     for suffix in ("keras", "h5"):
         model.save(folder / f"tone.{suffix}")
     inputs = keras.Input((16, 16, 1))
-    bright = keras.layers.Dense(1, activation="sigmoid", name="bright")(keras.layers.GlobalAveragePooling2D()(inputs))
+    bright = keras.layers.Dense(1, activation="sigmoid", name="bright")(
+        keras.layers.GlobalAveragePooling2D()(inputs)
+    )
     model = keras.Model(inputs, bright)
     model.get_layer("bright").set_weights([np.array([[k]], np.float32), np.array([-k / 2], np.float32)])
     model.save(folder / "bright.keras")
@@ -456,15 +527,22 @@ def _expected_warm(frame: Frame, row: int, k: float = 20.0) -> float:
 @pytest.mark.slow
 @pytest.mark.parametrize("suffix", ["keras", "h5"])
 def test_keras_classifier_on_real_face_crops(keras_models, stills, suffix):
-    stage = _stage("classify.keras", model=str(keras_models / f"tone.{suffix}"), labels=["cool", "warm"],
-                   attribute="tone", colour="rgb")
+    stage = _stage(
+        "classify.keras",
+        model=str(keras_models / f"tone.{suffix}"),
+        labels=["cool", "warm"],
+        attribute="tone",
+        colour="rgb",
+    )
     assert stage.context.report["models"][0]["backend"] == "tensorflow" and stage.size == (24, 24)
     faces = list(stills.values())
     blue = [f.replace(image=np.ascontiguousarray(f.image[:, :, ::-1])) for f in faces]  # skin turns blue
     for frame, out in zip(faces + blue, stage.process_batch(faces + blue), strict=True):
         a = _attrs(out)
         want = _expected_warm(frame, 0)
-        assert a["tone"] == ("warm" if want > 0.5 else "cool") and a["tone_probs"]["warm"] == pytest.approx(want, abs=0.05)
+        assert a["tone"] == ("warm" if want > 0.5 else "cool") and a["tone_probs"]["warm"] == pytest.approx(
+            want, abs=0.05
+        )
         assert a["tone_score"] == max(a["tone_probs"].values())
     assert [_attrs(f)["tone"] for f in stage.process_batch(faces)] == ["warm"] * len(faces)
 
@@ -473,8 +551,13 @@ def test_keras_classifier_on_real_face_crops(keras_models, stills, suffix):
 @pytest.mark.tensorflow
 @pytest.mark.slow
 def test_keras_classifier_on_whole_frames_with_a_labels_file(keras_models, stills):
-    stage = _stage("classify.keras", model=str(keras_models / "bright.keras"), labels=str(keras_models / "bright.txt"),
-                   target="frame", attribute="light")
+    stage = _stage(
+        "classify.keras",
+        model=str(keras_models / "bright.keras"),
+        labels=str(keras_models / "bright.txt"),
+        target="frame",
+        attribute="light",
+    )
     assert stage.colour == "gray"  # 1-channel model
     face = stills["woman_happy"]
     frames = [face, face.replace(image=face.image // 4), face.replace(image=255 - face.image // 4)]
@@ -485,7 +568,10 @@ def test_keras_classifier_on_whole_frames_with_a_labels_file(keras_models, still
         assert det.xyxy[1].tolist() == [0, 0, w, h]
         mean = cv2.cvtColor(frame.image, cv2.COLOR_BGR2GRAY).mean() / 255
         want = "bright" if mean > 0.5 else "dark"
-        assert det.label[1] == want == det.attributes["light"][1] and det.class_id[1] == ["dark", "bright"].index(want)
+        assert det.label[1] == want == det.attributes["light"][1] and det.class_id[1] == [
+            "dark",
+            "bright",
+        ].index(want)
         assert det.attributes["light_score"][1] > 0.5
 
 
@@ -494,5 +580,7 @@ def test_classifier_without_smoothing_may_run_as_several_workers(tmp_path):
 
     with pytest.raises(ConfigError, match="workers must be 1"):
         load_config("configs/deep_surveillance.yaml", ["stages.emotion.workers=2"])
-    config = load_config("configs/deep_surveillance.yaml", ["stages.emotion.workers=2", "stages.emotion.with.smoothing=false"])
+    config = load_config(
+        "configs/deep_surveillance.yaml", ["stages.emotion.workers=2", "stages.emotion.with.smoothing=false"]
+    )
     assert config.stage("emotion").workers == 2

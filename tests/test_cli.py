@@ -14,8 +14,21 @@ DATA = Path(__file__).parent / "data" / "eval"
 
 def test_eval_detect_on_coco_json(tmp_path, capsys):
     out = tmp_path / "report.json"
-    assert main(["eval", "detect", "--gt", str(DATA / "coco_gt.json"), "--pred", str(DATA / "coco_pred.json"),
-                 "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "detect",
+                "--gt",
+                str(DATA / "coco_gt.json"),
+                "--pred",
+                str(DATA / "coco_pred.json"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     assert 0 < report["map"] < 1 and 0 < report["ap50"] <= 1
     assert "AP" in capsys.readouterr().out
@@ -24,10 +37,26 @@ def test_eval_detect_on_coco_json(tmp_path, capsys):
 def test_eval_track_on_tud_campus(media, tmp_path, capsys):
     out = tmp_path / "mot.json"
     seq = media / "mot" / "TUD-Campus"
-    assert main(["eval", "track", "--gt", str(seq / "gt.txt"), "--pred", str(seq / "test.txt"), "--json", str(out)]) == 0
+    assert (
+        main(
+            [
+                "eval",
+                "track",
+                "--gt",
+                str(seq / "gt.txt"),
+                "--pred",
+                str(seq / "test.txt"),
+                "--json",
+                str(out),
+            ]
+        )
+        == 0
+    )
     report = json.loads(out.read_text())
     flat = json.dumps(report)
-    assert "0.5264" in flat or abs(_find(report, "mota") - 0.526462) < 1e-3  # MOTChallenge value (EXPECTED_motmetrics.json)
+    assert (
+        "0.5264" in flat or abs(_find(report, "mota") - 0.526462) < 1e-3
+    )  # MOTChallenge value (EXPECTED_motmetrics.json)
     assert "IDF1" in capsys.readouterr().out.upper()
 
 
@@ -43,7 +72,9 @@ def _find(obj, key):
 
 
 def test_eval_missing_file_is_a_clear_error(tmp_path, capsys):
-    code = main(["eval", "detect", "--gt", str(tmp_path / "nope.json"), "--pred", str(DATA / "coco_pred.json")])
+    code = main(
+        ["eval", "detect", "--gt", str(tmp_path / "nope.json"), "--pred", str(DATA / "coco_pred.json")]
+    )
     err = capsys.readouterr().err
     assert code != 0 and "nope.json" in err and "Traceback" not in err
 
@@ -51,7 +82,14 @@ def test_eval_missing_file_is_a_clear_error(tmp_path, capsys):
 def test_stages_lists_every_kind_and_documents_one(capsys):
     assert main(["stages"]) == 0
     listing = capsys.readouterr().out
-    for kind in ("detect.haar", "detect.yolo", "classify.emotion", "track.bytetrack", "analytics.line", "sink.jsonl"):
+    for kind in (
+        "detect.haar",
+        "detect.yolo",
+        "classify.emotion",
+        "track.bytetrack",
+        "analytics.line",
+        "sink.jsonl",
+    ):
         assert kind in listing
     assert main(["stages", "detect.haar"]) == 0
     one = capsys.readouterr().out

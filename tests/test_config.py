@@ -56,7 +56,13 @@ BAD_CONFIGS = [
               min_neighbors: 4
               scale: 2
         """,
-        ["stages[0].with.scale: unknown option (known: ", "scale_factor", "min_neighbors", "cascade", ") (line 6)"],
+        [
+            "stages[0].with.scale: unknown option (known: ",
+            "scale_factor",
+            "min_neighbors",
+            "cascade",
+            ") (line 6)",
+        ],
     ),
     (
         "unknown_kind_suggests_closest",
@@ -222,7 +228,10 @@ BAD_CONFIGS = [
               scale_factor: 1.0
               min_neighbors: -1
         """,
-        ["stages[0].with.scale_factor: must be > 1 (line 5)", "stages[0].with.min_neighbors: must be >= 0 (line 6)"],
+        [
+            "stages[0].with.scale_factor: must be > 1 (line 5)",
+            "stages[0].with.min_neighbors: must be >= 0 (line 6)",
+        ],
     ),
 ]
 
@@ -240,9 +249,18 @@ def test_bad_config_names_path_and_line(tmp_path: Path, text: str, fragments: li
 @pytest.mark.parametrize(
     ("text", "expected"),
     [
-        ("stages:\n  - id: a\n    kind: [detect.haar\n", "not valid YAML: expected ',' or ']', but got '<stream end>' (line 4, column 1)"),
-        ("stages:\n  - id: a\n   kind: x\n", "not valid YAML: expected <block end>, but found '<block mapping start>' (line 3, column 4)"),
-        ("stages:\n\t- id: a\n", "not valid YAML: found character '\\t' that cannot start any token (line 2, column 1)"),
+        (
+            "stages:\n  - id: a\n    kind: [detect.haar\n",
+            "not valid YAML: expected ',' or ']', but got '<stream end>' (line 4, column 1)",
+        ),
+        (
+            "stages:\n  - id: a\n   kind: x\n",
+            "not valid YAML: expected <block end>, but found '<block mapping start>' (line 3, column 4)",
+        ),
+        (
+            "stages:\n\t- id: a\n",
+            "not valid YAML: found character '\\t' that cannot start any token (line 2, column 1)",
+        ),
         ("", "the file is empty"),
         ("# only a comment\n", "the file is empty"),
         ("- id: a\n  kind: render\n", "the top level must be a mapping with version, sources, stages"),
@@ -258,12 +276,15 @@ def test_unreadable_file_is_one_clear_line(tmp_path: Path, text: str, expected: 
 def test_duplicate_key_is_an_error(tmp_path: Path) -> None:
     """YAML itself keeps the last of two equal keys; a pipeline that says `kind` twice is a mistake
     that must be reported, not silently half-applied."""
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         stages:
           - id: faces
             kind: detect.haar
             kind: render
-        """)
+        """,
+    )
     message = problems(path)
     assert "duplicate" in message and "kind" in message and "line 4" in message, message
 
@@ -273,12 +294,15 @@ def test_missing_file(tmp_path: Path) -> None:
 
 
 def test_empty_with_block_means_defaults(tmp_path: Path) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         stages:
           - id: faces
             kind: detect.haar
             with:
-        """)
+        """,
+    )
     assert load_config(path).stages[0].options.scale_factor == 1.1
 
 
@@ -292,14 +316,18 @@ def test_set_by_stage_id() -> None:
 
 
 def test_set_by_index_and_source_by_id() -> None:
-    config = load_config(FACES_HAAR, ["stages.0.with.min_neighbors=7", "sources.cam0.every=3", "links.policy=latest"])
+    config = load_config(
+        FACES_HAAR, ["stages.0.with.min_neighbors=7", "sources.cam0.every=3", "links.policy=latest"]
+    )
     assert config.stages[0].options.min_neighbors == 7
     assert config.sources[0].every == 3
     assert config.links.policy == "latest"
 
 
 def test_set_value_is_yaml() -> None:
-    config = load_config(FACES_HAAR, ["stages.faces.with.min_size=[40, 40]", "stages.faces.with.equalize=true"])
+    config = load_config(
+        FACES_HAAR, ["stages.faces.with.min_size=[40, 40]", "stages.faces.with.equalize=true"]
+    )
     assert config.stage("faces").options.min_size == (40, 40)
     assert config.stage("faces").options.equalize is True
 
@@ -307,11 +335,16 @@ def test_set_value_is_yaml() -> None:
 @pytest.mark.parametrize(
     ("override", "expected"),
     [
-        ("stages.nope.with.min_neighbors=7",
-         "--set 'stages.nope.with.min_neighbors=7': no entry 'nope' in stages (ids: ['faces', 'draw', 'video', 'results'])"),
+        (
+            "stages.nope.with.min_neighbors=7",
+            "--set 'stages.nope.with.min_neighbors=7': no entry 'nope' in stages (ids: ['faces', 'draw', 'video', 'results'])",
+        ),
         ("stages.9.kind=render", "--set 'stages.9.kind=render': no entry '9' in stages"),
         ("stages.faces.with.min_neighbors", "--set 'stages.faces.with.min_neighbors': expected PATH=VALUE"),
-        ("stages.faces.with.min_neighbors=[1", "--set 'stages.faces.with.min_neighbors=[1': value is not valid YAML"),
+        (
+            "stages.faces.with.min_neighbors=[1",
+            "--set 'stages.faces.with.min_neighbors=[1': value is not valid YAML",
+        ),
     ],
     ids=["unknown_stage", "index_out_of_range", "no_equals", "bad_yaml_value"],
 )
@@ -359,11 +392,14 @@ def test_validate_ok_exit_0(capsys: pytest.CaptureFixture[str]) -> None:
 
 
 def test_validate_bad_file_exit_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    path = write(tmp_path, """
+    path = write(
+        tmp_path,
+        """
         stages:
           - id: faces
             kind: detect.har
-        """)
+        """,
+    )
     assert main(["validate", str(path)]) == 2
     captured = capsys.readouterr()
     assert "error:" in captured.err and "stages[0].kind: unknown stage kind 'detect.har'" in captured.err

@@ -19,8 +19,12 @@ from pipeline.frame import Detections
 pytestmark = pytest.mark.model
 
 CLASSROOM = "images/people_classroom_4persons_intel_f0000.jpg"
-FACES = ["images/face_man_happy_intel_f0008.jpg", "images/face_woman_happy_pexels_f0313.jpg",
-         "images/face_woman_neutral_pexels_f0000.jpg", "images/face_woman_surprise_hand_occluded_pexels_f0156.jpg"]
+FACES = [
+    "images/face_man_happy_intel_f0008.jpg",
+    "images/face_woman_happy_pexels_f0313.jpg",
+    "images/face_woman_neutral_pexels_f0000.jpg",
+    "images/face_woman_surprise_hand_occluded_pexels_f0156.jpg",
+]
 TF_BACKEND = {"tensorflow"}  # rows needing the TensorFlow import get its markers
 
 
@@ -54,7 +58,9 @@ def detector():
     def get(model: str, backend: str) -> Detector:
         if (model, backend) not in cache:
             extra = {"precision": "f32"} if backend == "openvino" else {}
-            cache[(model, backend)] = build_detector(model, backend, "CPU" if backend != "auto" else "AUTO", threads=2, **extra)
+            cache[(model, backend)] = build_detector(
+                model, backend, "CPU" if backend != "auto" else "AUTO", threads=2, **extra
+            )
         return cache[(model, backend)]
 
     return get
@@ -87,7 +93,10 @@ PERSON_CASES = [
 
 @pytest.mark.parametrize(
     ("model", "backend", "name", "count", "score", "box"),
-    [pytest.param(*case, marks=_marks(case[1]), id=f"{case[0]}-{case[1]}-{Path(case[2]).stem}") for case in PERSON_CASES],
+    [
+        pytest.param(*case, marks=_marks(case[1]), id=f"{case[0]}-{case[1]}-{Path(case[2]).stem}")
+        for case in PERSON_CASES
+    ],
 )
 def test_people_are_found(detector, image, model, backend, name, count, score, box) -> None:
     dets = detector(model, backend).detect(image(name))
@@ -95,7 +104,11 @@ def test_people_are_found(detector, image, model, backend, name, count, score, b
     assert len(people) >= count, (people.score, people.xyxy)
     assert people.score.max() >= score
     h, w = image(name).shape[:2]
-    assert (people.xyxy >= 0).all() and (people.xyxy[:, [0, 2]] <= w).all() and (people.xyxy[:, [1, 3]] <= h).all()
+    assert (
+        (people.xyxy >= 0).all()
+        and (people.xyxy[:, [0, 2]] <= w).all()
+        and (people.xyxy[:, [1, 3]] <= h).all()
+    )
     if box is not None:
         assert box_iou(people.xyxy[:1], [box])[0, 0] >= 0.85, people.xyxy[0]
 
@@ -108,14 +121,20 @@ def test_yolox_finds_the_tie_and_the_retail_detector_skips_the_portrait(detector
 
 
 FACE_CASES = [
-    ("yunet", "openvino"), ("yunet", "opencv"), ("blazeface-short-range", "openvino"),
-    ("blazeface-short-range", "tensorflow"), ("blazeface-full-range", "openvino"), ("blazeface-back", "tensorflow"),
+    ("yunet", "openvino"),
+    ("yunet", "opencv"),
+    ("blazeface-short-range", "openvino"),
+    ("blazeface-short-range", "tensorflow"),
+    ("blazeface-full-range", "openvino"),
+    ("blazeface-back", "tensorflow"),
 ]
 # astronaut: YuNet x,y,w,h = 178,63,90,113; BlazeFace short range 0.352,0.161,0.183,0.183 of 512 px (MANIFEST.md)
 ASTRONAUT_FACE = {"yunet": [178, 63, 268, 176], "blazeface": [180, 82, 274, 176]}
 
 
-@pytest.mark.parametrize(("model", "backend"), [pytest.param(m, b, marks=_marks(b, slow=False)[:1]) for m, b in FACE_CASES])
+@pytest.mark.parametrize(
+    ("model", "backend"), [pytest.param(m, b, marks=_marks(b, slow=False)[:1]) for m, b in FACE_CASES]
+)
 def test_faces_are_found_with_landmarks(detector, image, model, backend) -> None:
     det = detector(model, backend)
     faces = det.detect(image("astronaut.png"))
@@ -153,12 +172,27 @@ def _assert_same(a: Detections, b: Detections) -> None:
     ("model", "backends", "names"),
     [
         pytest.param("yolox-nano", ("openvino", "opencv"), ("grace_hopper.jpg", CLASSROOM), id="yolox-ov-cv"),
-        pytest.param("yolox-nano", ("openvino", "tensorflow"), ("grace_hopper.jpg", CLASSROOM),
-                     marks=_marks("tensorflow"), id="yolox-ov-tf"),
-        pytest.param("pedestrian-ssdlite", ("openvino", "tensorflow"), ("astronaut.png", "grace_hopper.jpg", CLASSROOM),
-                     marks=_marks("tensorflow"), id="ssdlite-ov-tf"),
-        pytest.param("blazeface-back", ("openvino", "tensorflow"), ("astronaut.png", CLASSROOM, FACES[0]),
-                     marks=_marks("tensorflow")[:1], id="blazeface-ov-litert"),
+        pytest.param(
+            "yolox-nano",
+            ("openvino", "tensorflow"),
+            ("grace_hopper.jpg", CLASSROOM),
+            marks=_marks("tensorflow"),
+            id="yolox-ov-tf",
+        ),
+        pytest.param(
+            "pedestrian-ssdlite",
+            ("openvino", "tensorflow"),
+            ("astronaut.png", "grace_hopper.jpg", CLASSROOM),
+            marks=_marks("tensorflow"),
+            id="ssdlite-ov-tf",
+        ),
+        pytest.param(
+            "blazeface-back",
+            ("openvino", "tensorflow"),
+            ("astronaut.png", CLASSROOM, FACES[0]),
+            marks=_marks("tensorflow")[:1],
+            id="blazeface-ov-litert",
+        ),
     ],
 )
 def test_one_model_on_two_backends_gives_the_same_detections(detector, image, model, backends, names) -> None:
@@ -170,15 +204,27 @@ def test_one_model_on_two_backends_gives_the_same_detections(detector, image, mo
 
 def test_detect_many_equals_detect(detector, image) -> None:
     names = ["astronaut.png", "grace_hopper.jpg", CLASSROOM]
-    for model, backend in (("yolox-nano", "openvino"), ("yunet", "opencv"), ("ssd-mobilenet-v1-coco", "openvino")):
+    for model, backend in (
+        ("yolox-nano", "openvino"),
+        ("yunet", "opencv"),
+        ("ssd-mobilenet-v1-coco", "openvino"),
+    ):
         det = detector(model, backend)
-        for single, batched in zip((det.detect(image(n)) for n in names), det.detect_many([image(n) for n in names]), strict=True):
+        for single, batched in zip(
+            (det.detect(image(n)) for n in names), det.detect_many([image(n) for n in names]), strict=True
+        ):
             _assert_same(single, batched)
 
 
 def test_info_reports_what_runs(detector) -> None:
     info = detector("yolox-nano", "openvino").info
-    assert (info.model, info.format, info.backend, info.device, info.precision) == ("yolox-nano", "onnx", "openvino", "CPU", "f32")
+    assert (info.model, info.format, info.backend, info.device, info.precision) == (
+        "yolox-nano",
+        "onnx",
+        "openvino",
+        "CPU",
+        "f32",
+    )
     assert info.threads == 2 and info.load_seconds > 0 and info.as_dict()["task"] == "object_detection"
     auto = build_detector("blazeface-back", "auto")
     assert auto.info.backend in ("openvino", "tensorflow") and auto.info.precision
@@ -202,7 +248,9 @@ def test_classifiers_run_the_catalog_preprocessing(detector, image) -> None:
     face = detector("yunet", "opencv").detect(img)
 
     def crop(margin: float) -> np.ndarray:
-        x1, y1, x2, y2 = clip_boxes(expand_boxes(face.xyxy[:1], margin), img.shape[1], img.shape[0])[0].astype(int)
+        x1, y1, x2, y2 = clip_boxes(expand_boxes(face.xyxy[:1], margin), img.shape[1], img.shape[0])[
+            0
+        ].astype(int)
         return img[y1:y2, x1:x2]
 
     fer = build_classifier("fer2013-mini-xception", "openvino", "CPU")
@@ -213,7 +261,9 @@ def test_classifiers_run_the_catalog_preprocessing(detector, image) -> None:
     out = age_gender.classify([crop(age_gender.crop_margin)])
     columns = age_gender.columns
     assert out.shape == (1, 3) and columns == {"age_conv3": slice(0, 1), "prob": slice(1, 3)}
-    assert 30 < out[0, 0] * 100 < 45 and out[0, columns["prob"]][0] > 0.8  # manifest: age 37.5, P(female) 0.93
+    assert (
+        30 < out[0, 0] * 100 < 45 and out[0, columns["prob"]][0] > 0.8
+    )  # manifest: age 37.5, P(female) 0.93
     assert build_classifier("ssrnet-gender-imdb", "openvino").classify([crop(0.25)])[0, 0] < 0.5  # female
     with pytest.raises(ModelError, match="not a classifier"):
         build_classifier("yunet")

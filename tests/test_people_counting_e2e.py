@@ -13,12 +13,23 @@ pytestmark = [pytest.mark.model, pytest.mark.slow]
 
 
 def test_people_counting_on_the_store_aisle(tmp_path, media):
-    code = main(["run", "configs/people_counting.yaml", "--source", str(media / "videos/people_store_aisle_intel.mp4"),
-                 "--output", str(tmp_path), "-q"])
+    code = main(
+        [
+            "run",
+            "configs/people_counting.yaml",
+            "--source",
+            str(media / "videos/people_store_aisle_intel.mp4"),
+            "--output",
+            str(tmp_path),
+            "-q",
+        ]
+    )
     assert code == 0
     lines = [json.loads(x) for x in (tmp_path / "results.jsonl").read_text().splitlines()]
     assert len(lines) == 67
-    frames_per_track = Counter(d["track_id"] for ln in lines for d in ln["detections"] if d["track_id"] is not None)
+    frames_per_track = Counter(
+        d["track_id"] for ln in lines for d in ln["detections"] if d["track_id"] is not None
+    )
     # 3 distinct people walk through the clip (SOURCES.md); an ID switch would add IDs
     assert 3 <= len(frames_per_track) <= 4
     long_lived = [t for t, n in frames_per_track.items() if n >= 20]

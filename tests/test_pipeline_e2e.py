@@ -96,7 +96,7 @@ def test_haar_on_smiling_man(media: Path, tmp_path: Path) -> None:
             x1, y1, x2, y2 = det["box"]
             assert 0 <= x1 and 0 <= y1 and x2 <= size_in[0] and y2 <= size_in[1]
     # The man stays roughly in the middle: the biggest box of each frame is centred there.
-    biggest = [max(r["detections"], key=lambda d: (d["box"][2] - d["box"][0])) for r in with_face]
+    biggest = [max(r["detections"], key=lambda d: d["box"][2] - d["box"][0]) for r in with_face]
     assert all(0.2 * size_in[0] < centre_x(d) < 0.8 * size_in[0] for d in biggest)
 
     frames_out, fps_out, size_out = video_props(tmp_path / "annotated.mp4")
@@ -108,7 +108,10 @@ def test_haar_on_smiling_man(media: Path, tmp_path: Path) -> None:
 def test_annotated_video_shows_the_boxes(media: Path, tmp_path: Path) -> None:
     """The written video is the rendered picture, not the raw input."""
     video = media / SMILING
-    assert run(CONFIGS / "faces_haar.yaml", tmp_path, "--source", str(video), "--set", "sources.0.max_frames=5") == 0
+    assert (
+        run(CONFIGS / "faces_haar.yaml", tmp_path, "--source", str(video), "--set", "sources.0.max_frames=5")
+        == 0
+    )
     raw, drawn = cv2.VideoCapture(str(video)), cv2.VideoCapture(str(tmp_path / "annotated.mp4"))
     ok_a, a = raw.read()
     ok_b, b = drawn.read()
@@ -117,8 +120,11 @@ def test_annotated_video_shows_the_boxes(media: Path, tmp_path: Path) -> None:
     assert ok_a and ok_b
     box = read_jsonl(tmp_path / "results.jsonl")[0]["detections"][0]["box"]
     x1, y1, x2, y2 = (int(round(v)) for v in box)
-    edge = np.abs(a[y1:y2, x1:x1 + 3].astype(int) - b[y1:y2, x1:x1 + 3].astype(int)).mean()
-    inside = np.abs(a[y1 + 10:y2 - 10, x1 + 10:x2 - 10].astype(int) - b[y1 + 10:y2 - 10, x1 + 10:x2 - 10].astype(int)).mean()
+    edge = np.abs(a[y1:y2, x1 : x1 + 3].astype(int) - b[y1:y2, x1 : x1 + 3].astype(int)).mean()
+    inside = np.abs(
+        a[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int)
+        - b[y1 + 10 : y2 - 10, x1 + 10 : x2 - 10].astype(int)
+    ).mean()
     assert edge > 30 > inside, (edge, inside)  # the box outline is drawn, the face itself is untouched
 
 
@@ -133,8 +139,12 @@ def test_yunet_on_two_faces(models_dir: Path, tmp_path: Path) -> None:
     lines = read_jsonl(tmp_path / "results.jsonl")
     check_results_schema(lines, "cam0", frames_in)
     half = size_in[0] / 2
-    split = [r for r in lines if len(r["detections"]) == 2
-             and min(map(centre_x, r["detections"])) < half < max(map(centre_x, r["detections"]))]
+    split = [
+        r
+        for r in lines
+        if len(r["detections"]) == 2
+        and min(map(centre_x, r["detections"])) < half < max(map(centre_x, r["detections"]))
+    ]
     assert len(split) >= 0.8 * frames_in, f"2 faces, one per half, on {len(split)}/{frames_in} frames"
     assert all(len(r["detections"]) <= 2 for r in lines), "more faces than people"
     frames_out, fps_out, _ = video_props(tmp_path / "annotated.mp4")
@@ -150,7 +160,10 @@ def test_yunet_on_two_faces(models_dir: Path, tmp_path: Path) -> None:
 @pytest.fixture(scope="module")
 def thread_baseline(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, Any]]:
     out = tmp_path_factory.mktemp("baseline")
-    assert main(["run", str(FIXTURES / "faces_jsonl.yaml"), "--source", str(SAMPLE), "--output", str(out), "-q"]) == 0
+    assert (
+        main(["run", str(FIXTURES / "faces_jsonl.yaml"), "--source", str(SAMPLE), "--output", str(out), "-q"])
+        == 0
+    )
     lines = read_jsonl(out / "results.jsonl")
     assert sum(len(r["detections"]) for r in lines) > 0  # a comparison of empty results would prove nothing
     return lines
@@ -166,8 +179,9 @@ def thread_baseline(tmp_path_factory: pytest.TempPathFactory) -> list[dict[str, 
     ],
     ids=["process", "2_threads", "2_processes"],
 )
-def test_placement_gives_the_same_results(thread_baseline: list[dict[str, Any]], tmp_path: Path,
-                                          placement: list[str]) -> None:
+def test_placement_gives_the_same_results(
+    thread_baseline: list[dict[str, Any]], tmp_path: Path, placement: list[str]
+) -> None:
     assert run(FIXTURES / "faces_jsonl.yaml", tmp_path, "--source", str(SAMPLE), *placement) == 0
     assert read_jsonl(tmp_path / "results.jsonl") == thread_baseline
     summary = read_summary(tmp_path)
@@ -199,8 +213,17 @@ def test_live_sketch_config(tmp_path: Path) -> None:
 
 def test_set_changes_a_run(thread_baseline: list[dict[str, Any]], tmp_path: Path) -> None:
     """A min_size bigger than the frame leaves no face: the override reached the stage."""
-    assert run(FIXTURES / "faces_jsonl.yaml", tmp_path, "--source", str(SAMPLE),
-               "--set", "stages.faces.with.min_size=[300, 300]") == 0
+    assert (
+        run(
+            FIXTURES / "faces_jsonl.yaml",
+            tmp_path,
+            "--source",
+            str(SAMPLE),
+            "--set",
+            "stages.faces.with.min_size=[300, 300]",
+        )
+        == 0
+    )
     lines = read_jsonl(tmp_path / "results.jsonl")
     assert len(lines) == len(thread_baseline)
     assert sum(len(r["detections"]) for r in lines) == 0
@@ -215,8 +238,13 @@ def test_bad_set_in_a_run_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[
 def test_run_py_subprocess(tmp_path: Path) -> None:
     """The README contract: `python run.py configs/faces_haar.yaml --output DIR -q`."""
     out = tmp_path / "out"
-    proc = subprocess.run([sys.executable, "run.py", "configs/faces_haar.yaml", "--output", str(out), "-q"],
-                          cwd=REPO, capture_output=True, text=True, timeout=120)
+    proc = subprocess.run(
+        [sys.executable, "run.py", "configs/faces_haar.yaml", "--output", str(out), "-q"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert proc.returncode == 0, proc.stderr
     assert "Traceback" not in proc.stderr
     # default input: samples/face_male_smiling.mp4, 62 frames, one frontal smiling face throughout

@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
+from pipeline.sources import LiveReader
 from stages import capture
-from stages.capture import LiveReader
 
 
 class ScriptedCap:
@@ -52,8 +52,11 @@ class RecordingStop:
 def _reader(monkeypatch, opens, **reconnect) -> LiveReader:
     script = list(opens)
     monkeypatch.setattr(LiveReader, "_open", lambda self: script.pop(0) if script else None)
-    cfg = SourceConfig(id="door", uri="rtsp://127.0.0.1:8554/door",
-                       reconnect={"initial_delay_s": 0.5, "max_delay_s": 2.0, **reconnect})
+    cfg = SourceConfig(
+        id="door",
+        uri="rtsp://127.0.0.1:8554/door",
+        reconnect={"initial_delay_s": 0.5, "max_delay_s": 2.0, **reconnect},
+    )
     return LiveReader(cfg, cfg.uri, "stream")
 
 

@@ -100,8 +100,15 @@ def test_on_error_stop_fails_with_a_valid_video(tmp_path: Path) -> None:
 def test_worker_crash_once_is_restarted_and_loses_nothing(tmp_path: Path) -> None:
     marker = tmp_path / "crashed-once"
     out = tmp_path / "out"
-    assert run(out, "stages.fault.placement=process", "stages.fault.with.crash_on=[10]",
-               f"stages.fault.with.crash_once={marker}") == 0
+    assert (
+        run(
+            out,
+            "stages.fault.placement=process",
+            "stages.fault.with.crash_on=[10]",
+            f"stages.fault.with.crash_once={marker}",
+        )
+        == 0
+    )
     assert marker.read_text() == "10"  # the worker really died on frame 10
     lines = read_jsonl(out / "results.jsonl")
     assert [r["seq"] for r in lines] == list(range(N))
@@ -118,8 +125,15 @@ def test_poison_frame_is_passed_on_alone(tmp_path: Path) -> None:
     """Frame 10 kills every worker that touches it: it is passed on marked with the error after
     MAX_ATTEMPTS deliveries. The frames queued behind it did nothing wrong and must be processed.
     (The stall watchdog is shortened so a hang fails in seconds, not minutes.)"""
-    assert run(tmp_path, "stages.fault.placement=process", "stages.fault.with.crash_on=[10]",
-               "links.stall_timeout_s=10") == 0
+    assert (
+        run(
+            tmp_path,
+            "stages.fault.placement=process",
+            "stages.fault.with.crash_on=[10]",
+            "links.stall_timeout_s=10",
+        )
+        == 0
+    )
     lines = read_jsonl(tmp_path / "results.jsonl")
     assert [r["seq"] for r in lines] == list(range(N))
     summary = read_summary(tmp_path)
@@ -135,8 +149,13 @@ def test_stage_that_always_crashes_fails_clearly(tmp_path: Path, workers: int) -
     shortened here to STALL seconds so a hang costs seconds, not minutes."""
     stall = 12
     out = tmp_path / "out"
-    cmd = vigil_cmd(out, "stages.fault.placement=process", f"stages.fault.workers={workers}",
-                    f"stages.fault.with.crash_on={every_frame()}", f"links.stall_timeout_s={stall}")
+    cmd = vigil_cmd(
+        out,
+        "stages.fault.placement=process",
+        f"stages.fault.workers={workers}",
+        f"stages.fault.with.crash_on={every_frame()}",
+        f"links.stall_timeout_s={stall}",
+    )
     started = time.monotonic()
     proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
     elapsed = time.monotonic() - started
@@ -153,8 +172,13 @@ def test_stage_that_always_crashes_fails_clearly(tmp_path: Path, workers: int) -
 
 
 def _start_slow_run(out: Path, delay_ms: int) -> subprocess.Popen[str]:
-    proc = subprocess.Popen(vigil_cmd(out, f"stages.fault.with.delay_ms={delay_ms}"), cwd=REPO,
-                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        vigil_cmd(out, f"stages.fault.with.delay_ms={delay_ms}"),
+        cwd=REPO,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
     results = out / "results.jsonl"
     deadline = time.monotonic() + 30
     while not (results.exists() and results.read_text(encoding="utf-8").strip()):  # frames are flowing
@@ -223,9 +247,26 @@ def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
 def test_latest_drops_when_behind_lossless_does_not(tmp_path: Path, policy: str) -> None:
     """A live-paced source at 40 fps into a stage that needs 100 ms a frame."""
     frames = 40
-    assert main(["run", str(FAULT), "--source", f"synthetic://64x48?frames={frames}&fps=40", "--output", str(tmp_path),
-                 "-q", "--set", "sources.0.realtime=true", "--set", f"links.policy={policy}",
-                 "--set", "stages.fault.with.delay_ms=100"]) == 0
+    assert (
+        main(
+            [
+                "run",
+                str(FAULT),
+                "--source",
+                f"synthetic://64x48?frames={frames}&fps=40",
+                "--output",
+                str(tmp_path),
+                "-q",
+                "--set",
+                "sources.0.realtime=true",
+                "--set",
+                f"links.policy={policy}",
+                "--set",
+                "stages.fault.with.delay_ms=100",
+            ]
+        )
+        == 0
+    )
     summary = read_summary(tmp_path)
     fault = summary["stages"]["fault"]
     lines = read_jsonl(tmp_path / "results.jsonl")

@@ -45,8 +45,9 @@ Vigil = Callable[..., Outcome]
 
 
 @pytest.fixture
-def vigil(monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str],
-          caplog: pytest.LogCaptureFixture) -> Vigil:
+def vigil(
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str], caplog: pytest.LogCaptureFixture
+) -> Vigil:
     """`vigil run record.yaml --output OUT -q ARGS...`, in this process."""
     monkeypatch.chdir(REPO)  # the config names the sample clip relative to the repo
 
@@ -96,9 +97,24 @@ def test_missing_file_exit_3_names_the_path(vigil: Vigil, tmp_path: Path) -> Non
 def test_missing_file_as_a_process(tmp_path: Path) -> None:
     """The real command: exit status 3, one error line naming the path, no traceback."""
     missing = tmp_path / "clip.mp4"
-    proc = subprocess.run([sys.executable, "-c", "import sys; from pipeline.cli import entry; entry(sys.argv[1:])",
-                           "run", str(RECORD), "--source", str(missing), "--output", str(tmp_path / "out"), "-q"],
-                          cwd=REPO, capture_output=True, text=True, timeout=60)
+    proc = subprocess.run(
+        [
+            sys.executable,
+            "-c",
+            "import sys; from pipeline.cli import entry; entry(sys.argv[1:])",
+            "run",
+            str(RECORD),
+            "--source",
+            str(missing),
+            "--output",
+            str(tmp_path / "out"),
+            "-q",
+        ],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
     assert proc.returncode == 3
     assert proc.stderr.strip() == f"error: source 'cam0': no such file: {missing}"
 
@@ -111,7 +127,9 @@ def test_random_bytes_named_mp4(vigil: Vigil, tmp_path: Path) -> None:
     assert f"cannot open {bad} as a video" in error_line(proc)
 
 
-def test_truncated_mp4_with_index_at_the_end_is_an_open_error(vigil: Vigil, media: Path, tmp_path: Path) -> None:
+def test_truncated_mp4_with_index_at_the_end_is_an_open_error(
+    vigil: Vigil, media: Path, tmp_path: Path
+) -> None:
     """Cut at 40%, an mp4 whose index (moov) is at the end has no index left: OpenCV cannot open it."""
     data = (media / SMILING).read_bytes()
     assert data.find(b"moov") > 0.9 * len(data)  # what this test relies on
@@ -122,7 +140,9 @@ def test_truncated_mp4_with_index_at_the_end_is_an_open_error(vigil: Vigil, medi
     assert f"cannot open {cut} as a video (corrupt, truncated" in error_line(proc)
 
 
-def test_truncated_mp4_with_index_first_decodes_fewer_frames(vigil: Vigil, media: Path, tmp_path: Path) -> None:
+def test_truncated_mp4_with_index_first_decodes_fewer_frames(
+    vigil: Vigil, media: Path, tmp_path: Path
+) -> None:
     """Cut at 40%, a fast-start mp4 still opens: the frames that are there are processed, the run
     completes, and a warning says the file ended early."""
     data = (media / FASTSTART).read_bytes()
@@ -187,10 +207,14 @@ def test_image_glob(vigil: Vigil, stills: Path, tmp_path: Path) -> None:
 
 def test_refused_stream_url(vigil: Vigil, tmp_path: Path) -> None:
     started = time.monotonic()
-    proc = vigil(tmp_path / "out", "--source", "rtsp://127.0.0.1:9/none", "--set", "sources.0.open_timeout_s=2")
+    proc = vigil(
+        tmp_path / "out", "--source", "rtsp://127.0.0.1:9/none", "--set", "sources.0.open_timeout_s=2"
+    )
     assert proc.returncode == 3
-    assert error_line(proc) == "error: source 'cam0': cannot open stream rtsp://127.0.0.1:9/none " \
-                               "(check the address/index and that it is reachable)"
+    assert (
+        error_line(proc) == "error: source 'cam0': cannot open stream rtsp://127.0.0.1:9/none "
+        "(check the address/index and that it is reachable)"
+    )
     assert time.monotonic() - started < 10
 
 
@@ -202,8 +226,15 @@ def test_silent_server_respects_open_timeout(vigil: Vigil, tmp_path: Path, schem
         server.listen(4)
         url = f"{scheme}://127.0.0.1:{server.getsockname()[1]}/cam"
         started = time.monotonic()
-        proc = vigil(tmp_path / "out", "--source", url, "--set", "sources.0.open_timeout_s=1",
-                     "--set", "sources.0.read_timeout_s=1")
+        proc = vigil(
+            tmp_path / "out",
+            "--source",
+            url,
+            "--set",
+            "sources.0.open_timeout_s=1",
+            "--set",
+            "sources.0.read_timeout_s=1",
+        )
         elapsed = time.monotonic() - started
     assert proc.returncode == 3
     assert f"cannot open stream {url}" in error_line(proc)
@@ -211,8 +242,13 @@ def test_silent_server_respects_open_timeout(vigil: Vigil, tmp_path: Path, schem
 
 
 def test_password_in_url_is_not_printed(vigil: Vigil, tmp_path: Path) -> None:
-    proc = vigil(tmp_path / "out", "--source", "rtsp://admin:hunter2@127.0.0.1:9/none",
-                 "--set", "sources.0.open_timeout_s=1")
+    proc = vigil(
+        tmp_path / "out",
+        "--source",
+        "rtsp://admin:hunter2@127.0.0.1:9/none",
+        "--set",
+        "sources.0.open_timeout_s=1",
+    )
     assert proc.returncode == 3
     assert "hunter2" not in proc.stderr
     assert "rtsp://admin:***@127.0.0.1:9/none" in error_line(proc)

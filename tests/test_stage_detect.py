@@ -49,8 +49,13 @@ def test_people_are_found_in_the_store_aisle_on_most_frames(tmp_path, media, con
 
 
 def test_no_person_in_an_animation(tmp_path, media):
-    lines = _run(tmp_path, "configs/yolo_objects.yaml", media / "videos/no_person_bigbuckbunny_720p.mp4",
-                 "--set", "sources.0.max_frames=20")
+    lines = _run(
+        tmp_path,
+        "configs/yolo_objects.yaml",
+        media / "videos/no_person_bigbuckbunny_720p.mp4",
+        "--set",
+        "sources.0.max_frames=20",
+    )
     assert len(lines) == 20
     persons = sum(d["label"] == "person" and d["score"] > 0.5 for ln in lines for d in ln["detections"])
     assert persons <= 1
@@ -84,6 +89,7 @@ def test_classes_roi_and_batching(media):
     assert list(lower.process(frame).detections.label) == ["tie"]
     pixels = _stage("detect.yolo", model="yolox-nano", roi=[0, 200, 512, 400])
     assert list(pixels.process(frame).detections.label) == ["person"]
+
 
 def test_a_model_of_another_family_is_a_clear_error():
     cls = get_kind("detect.face")

@@ -41,13 +41,22 @@ def make(kind: str, tmp_path: Path, sources: dict[str, SourceInfo] | None = None
 
 
 def info(source: str, image: np.ndarray, fps: float = 12.5) -> SourceInfo:
-    return SourceInfo(id=source, uri=f"{source}.mp4", kind="file", fps=fps, width=image.shape[1], height=image.shape[0])
+    return SourceInfo(
+        id=source, uri=f"{source}.mp4", kind="file", fps=fps, width=image.shape[1], height=image.shape[0]
+    )
 
 
-def frame(image: np.ndarray, seq: int = 0, source: str = "cam", det: Detections | None = None,
-          fps: float = 12.5) -> Frame:
-    return Frame(source=source, seq=seq, pts=seq / fps, wall=time.time(), image=image,
-                 detections=det if det is not None else Detections.empty())
+def frame(
+    image: np.ndarray, seq: int = 0, source: str = "cam", det: Detections | None = None, fps: float = 12.5
+) -> Frame:
+    return Frame(
+        source=source,
+        seq=seq,
+        pts=seq / fps,
+        wall=time.time(),
+        image=image,
+        detections=det if det is not None else Detections.empty(),
+    )
 
 
 def read_back(path: Path) -> tuple[int, float, int, int]:
@@ -55,12 +64,18 @@ def read_back(path: Path) -> tuple[int, float, int, int]:
     n = 0
     while cap.read()[0]:
         n += 1
-    result = (n, cap.get(cv2.CAP_PROP_FPS), int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)), int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)))
+    result = (
+        n,
+        cap.get(cv2.CAP_PROP_FPS),
+        int(cap.get(cv2.CAP_PROP_FRAME_WIDTH)),
+        int(cap.get(cv2.CAP_PROP_FRAME_HEIGHT)),
+    )
     cap.release()
     return result
 
 
 # --- render -------------------------------------------------------------------------------
+
 
 def test_attribute_text() -> None:
     attrs = {"emotion": "happy", "emotion_score": 0.876, "gender": "female", "age": 31.4}
@@ -68,31 +83,46 @@ def test_attribute_text() -> None:
     assert format_label("face", 0.93, attrs) == "face 0.93 | happy 0.88 | F 31y"
     assert format_label("face", 0.93, attrs, track_id=7, show_scores=False) == "#7 face | happy | F 31y"
     assert format_label("face", 0.93, attrs, show_attributes=False) == "face 0.93"
-    assert format_attributes({"gender": "M", "age": None, "mask": True, "speed": 1.234}) == ["M", "mask=True", "speed=1.23"]
+    assert format_attributes({"gender": "M", "age": None, "mask": True, "speed": 1.234}) == [
+        "M",
+        "mask=True",
+        "speed=1.23",
+    ]
     assert format_attributes({"emotion": {"sad": 0.1, "happy": 0.7}}) == ["happy 0.70"]
-    assert format_attributes({"age": float("nan"), "colour": "red", "colour_conf": 0.5}) == ["colour=red 0.50"]
+    assert format_attributes({"age": float("nan"), "colour": "red", "colour_conf": 0.5}) == [
+        "colour=red 0.50"
+    ]
 
 
 def test_colours_are_deterministic() -> None:
     assert colour_for("track:7") == colour_for("track:7")
-    assert colour_for("face") != colour_for("person")  # differ for these two (checked, not guaranteed in general)
+    assert colour_for("face") != colour_for(
+        "person"
+    )  # differ for these two (checked, not guaranteed in general)
 
 
 def test_render_draws_near_boxes_only_and_keeps_image(media: Path, tmp_path: Path) -> None:
     image = cv2.imread(str(media / STILL))
     before = image.copy()
     image.setflags(write=False)
-    det = Detections.create([[200, 40, 290, 130], [20, 150, 80, 220]], score=[0.93, 0.5], label=["face", "face"],
-                            attributes={"emotion": ["happy", "sad"]})
+    det = Detections.create(
+        [[200, 40, 290, 130], [20, 150, 80, 220]],
+        score=[0.93, 0.5],
+        label=["face", "face"],
+        attributes={"emotion": ["happy", "sad"]},
+    )
     out = make("render", tmp_path, show_fps=False).process(frame(image, det=det))
     assert np.array_equal(out.image, before) and out.image is image
     changed = np.any(out.annotated != image, axis=2)
     assert changed.any()
     allowed = np.zeros_like(changed)
-    for (x1, y1, x2, y2), score, emotion in zip(det.xyxy.astype(int), det.score, det.attributes["emotion"], strict=True):
-        (tw, th), base = cv2.getTextSize(format_label("face", float(score), {"emotion": emotion}),
-                                         cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1)
-        allowed[max(0, y1 - th - base - 4): y2 + 3, x1 - 3: max(x2, x1 + tw + 2) + 3] = True
+    for (x1, y1, x2, y2), score, emotion in zip(
+        det.xyxy.astype(int), det.score, det.attributes["emotion"], strict=True
+    ):
+        (tw, th), base = cv2.getTextSize(
+            format_label("face", float(score), {"emotion": emotion}), cv2.FONT_HERSHEY_SIMPLEX, 0.5, 1
+        )
+        allowed[max(0, y1 - th - base - 4) : y2 + 3, x1 - 3 : max(x2, x1 + tw + 2) + 3] = True
     assert not (changed & ~allowed).any()
 
 
@@ -102,7 +132,9 @@ def test_track_colour_is_stable_across_frames(media: Path, tmp_path: Path) -> No
     assert isinstance(render, Render)
     seen = []
     for seq, (image, x) in enumerate(zip(images, (100, 150, 220), strict=True)):
-        det = Detections.create([[x, 60, x + 80, 200], [10, 10, 60, 60]], label=["face", "face"], track_id=[7, 3])
+        det = Detections.create(
+            [[x, 60, x + 80, 200], [10, 10, 60, 60]], label=["face", "face"], track_id=[7, 3]
+        )
         out = render.process(frame(image, seq, det=det))
         seen.append(tuple(int(v) for v in out.annotated[130, x]))  # middle of the left edge
     assert seen[0] == seen[1] == seen[2] == render.colour("face", 0, 7)
@@ -114,7 +146,9 @@ def test_track_colour_is_stable_across_frames(media: Path, tmp_path: Path) -> No
 
 def test_render_draws_event_geometry_and_counts(media: Path, tmp_path: Path) -> None:
     image = read_frames(media / CLIP, 1)[0]
-    event = Event("line_cross", "door", track_id=1, data={"line": [[0.1, 0.5], [0.9, 0.5]], "counts": {"in": 3}})
+    event = Event(
+        "line_cross", "door", track_id=1, data={"line": [[0.1, 0.5], [0.9, 0.5]], "counts": {"in": 3}}
+    )
     render = make("render", tmp_path, show_fps=False)
     first = render.process(frame(image).add_events([event])).annotated
     row = image.shape[0] // 2
@@ -126,6 +160,7 @@ def test_render_draws_event_geometry_and_counts(media: Path, tmp_path: Path) -> 
 
 
 # --- sinks --------------------------------------------------------------------------------
+
 
 def test_video_sink_keeps_frame_count_size_and_fps(media: Path, tmp_path: Path) -> None:
     images = read_frames(media / CLIP, 12)
@@ -165,9 +200,18 @@ def test_video_sink_bad_writer_names_path_and_fourcc(media: Path, tmp_path: Path
 
 def test_jsonl_lines_are_frame_records(media: Path, tmp_path: Path) -> None:
     image = read_frames(media / CLIP, 1)[0]
-    det = Detections.create([[1.234, 2, 30, 40]], score=[0.9], label=["face"], track_id=[4],
-                            attributes={"age": [31.0], "gender": ["male"]})
-    frames = [frame(image, 0), frame(image, 1, det=det), frame(image, 2).add_events([Event("enter", "zone", 4, {"zone": "a"})])]
+    det = Detections.create(
+        [[1.234, 2, 30, 40]],
+        score=[0.9],
+        label=["face"],
+        track_id=[4],
+        attributes={"age": [31.0], "gender": ["male"]},
+    )
+    frames = [
+        frame(image, 0),
+        frame(image, 1, det=det),
+        frame(image, 2).add_events([Event("enter", "zone", 4, {"zone": "a"})]),
+    ]
     sink = make("sink.jsonl", tmp_path)
     for f in frames:
         assert sink.process(f) is f
@@ -203,8 +247,15 @@ def test_images_sink_saves_only_frames_with_detections(media: Path, tmp_path: Pa
     assert saved == ["cam_000001.jpg", "cam_000003.jpg", "cam_000005.jpg"]
     assert cv2.imread(str(tmp_path / "snapshots" / saved[0])).shape == images[0].shape
 
-    limited = make("sink.images", tmp_path, folder="few", labels=["face"], every_n=2, max_images=1,
-                   filename="{source}-{seq}.png")
+    limited = make(
+        "sink.images",
+        tmp_path,
+        folder="few",
+        labels=["face"],
+        every_n=2,
+        max_images=1,
+        filename="{source}-{seq}.png",
+    )
     for seq, image in enumerate(images):
         limited.process(frame(image, seq, det=face))
     assert sorted(p.name for p in (tmp_path / "few").iterdir()) == ["cam-0.png"]
@@ -227,9 +278,21 @@ def test_render_draws_every_zone_of_one_zone_stage():
     stage = cls(cls.Options(), StageContext(stage_id="draw"))
     stage.setup()
     image = np.zeros((100, 200, 3), np.uint8)
-    left = Event("zone_occupancy", "zones", None, {"name": "left", "zone": [[10, 10], [60, 10], [60, 60], [10, 60]],
-                                                     "counts": {"left": 0, "right": 0}})
-    right = Event("zone_occupancy", "zones", None, {"name": "right", "zone": [[120, 10], [180, 10], [180, 60], [120, 60]],
-                                                      "counts": {"left": 0, "right": 0}})
+    left = Event(
+        "zone_occupancy",
+        "zones",
+        None,
+        {"name": "left", "zone": [[10, 10], [60, 10], [60, 60], [10, 60]], "counts": {"left": 0, "right": 0}},
+    )
+    right = Event(
+        "zone_occupancy",
+        "zones",
+        None,
+        {
+            "name": "right",
+            "zone": [[120, 10], [180, 10], [180, 60], [120, 60]],
+            "counts": {"left": 0, "right": 0},
+        },
+    )
     out = stage.process(Frame("cam", 0, 0.0, 0.0, image, events=(left, right)))
     assert out.annotated[10:61, 10].any() and out.annotated[10:61, 120].any()  # both polygons' left edges

@@ -104,11 +104,27 @@ def test_latest_is_fair_between_sources_and_never_drops_stream_markers(tmp_path)
 
 
 def test_wire_round_trip_keeps_everything_and_gives_read_only_images():
-    det = Detections.create([[1, 2, 30, 40], [5, 6, 7, 8]], [0.9, 0.4], [0, 2], ["face", "person"], [7, -1],
-                            {"age": [31.5, 12.0], "emotion": ["happy", None], "probs": [{"happy": 0.9}, {}]})
-    frame = Frame("door", 12, 0.48, 1700000000.5, np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3),
-                  det, (Event("line_cross", "count", 7, {"direction": "in"}),), index=36,
-                  annotated=np.zeros((48, 64, 3), np.uint8), timings={"faces": 0.01}, errors=("x",))
+    det = Detections.create(
+        [[1, 2, 30, 40], [5, 6, 7, 8]],
+        [0.9, 0.4],
+        [0, 2],
+        ["face", "person"],
+        [7, -1],
+        {"age": [31.5, 12.0], "emotion": ["happy", None], "probs": [{"happy": 0.9}, {}]},
+    )
+    frame = Frame(
+        "door",
+        12,
+        0.48,
+        1700000000.5,
+        np.arange(48 * 64 * 3, dtype=np.uint8).reshape(48, 64, 3),
+        det,
+        (Event("line_cross", "count", 7, {"direction": "in"}),),
+        index=36,
+        annotated=np.zeros((48, 64, 3), np.uint8),
+        timings={"faces": 0.01},
+        errors=("x",),
+    )
     env = decode(encode(frame, ticket=5, parts=2, origin=3))
     out = env.message
     assert (env.ticket, env.parts, env.origin) == (5, 2, 3)
@@ -120,8 +136,11 @@ def test_wire_round_trip_keeps_everything_and_gives_read_only_images():
     assert out.events == frame.events and out.timings == {"faces": 0.01} and out.errors == ("x",)
     with pytest.raises(ValueError):
         out.image[0, 0, 0] = 1  # frames are immutable once sent
-    for msg in (StreamStart(SourceInfo("a", "u", "file", 25.0, 10, 20, 100)), StreamEnd("a", "stopped"),
-                Control("ready", {"wid": 2})):
+    for msg in (
+        StreamStart(SourceInfo("a", "u", "file", 25.0, 10, 20, 100)),
+        StreamEnd("a", "stopped"),
+        Control("ready", {"wid": 2}),
+    ):
         assert decode(encode(msg)).message == msg
 
 

@@ -21,7 +21,6 @@ __all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
 log = logging.getLogger("vigil.models")
 
 
-
 def kind_of(path: str | Path) -> str:
     """The format kind of a model file or SavedModel folder, from its name."""
     p = Path(path)
@@ -30,7 +29,9 @@ def kind_of(path: str | Path) -> str:
     try:
         return MODEL_SUFFIXES[p.suffix.lower()]
     except KeyError:
-        raise ModelError(f"cannot tell the model type of {p.name} (known: {', '.join(sorted(MODEL_SUFFIXES))})") from None
+        raise ModelError(
+            f"cannot tell the model type of {p.name} (known: {', '.join(sorted(MODEL_SUFFIXES))})"
+        ) from None
 
 
 def load_backend(
@@ -68,17 +69,28 @@ def load_backend(
 
         ranked = rank_backends(readable, [kind])
         if not ranked:
-            raise ModelError(f"no installed runtime reads {kind} files ({path.name}); they need {', '.join(readable)}")
+            raise ModelError(
+                f"no installed runtime reads {kind} files ({path.name}); they need {', '.join(readable)}"
+            )
         backend, reason = ranked[0]
         log.info("%s: backend auto -> %s (%s)", path.name, backend, reason)
     if backend not in readable:
-        raise ModelError(f"backend {backend!r} cannot run {kind} files ({path.name}); use {', '.join(readable) or 'none'}")
+        raise ModelError(
+            f"backend {backend!r} cannot run {kind} files ({path.name}); use {', '.join(readable) or 'none'}"
+        )
     if backend == "openvino":
         from models.backends.openvino import OpenVinoBackend
 
         return OpenVinoBackend(
-            path, device, threads, inputs=inputs, outputs=outputs, mode=mode, batch=batch,
-            input_shape=input_shape, precision=precision,
+            path,
+            device,
+            threads,
+            inputs=inputs,
+            outputs=outputs,
+            mode=mode,
+            batch=batch,
+            input_shape=input_shape,
+            precision=precision,
         )
     if backend == "tensorflow":
         if kind == "tflite":
@@ -90,4 +102,6 @@ def load_backend(
         return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
     from models.backends.opencv_dnn import OpenCvDnnBackend
 
-    return OpenCvDnnBackend(path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision)
+    return OpenCvDnnBackend(
+        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
+    )

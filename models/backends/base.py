@@ -54,8 +54,13 @@ class BackendInfo:
 
     def as_dict(self) -> dict[str, object]:
         return {
-            "backend": self.backend, "runtime": self.runtime, "device": self.device,
-            "precision": self.precision, "threads": self.threads, "requests": self.requests, **self.extra,
+            "backend": self.backend,
+            "runtime": self.runtime,
+            "device": self.device,
+            "precision": self.precision,
+            "threads": self.threads,
+            "requests": self.requests,
+            **self.extra,
         }
 
 
@@ -125,7 +130,9 @@ class Backend(ABC):
             sizes = [len(next(iter(f.values()))) for f in feeds]
             stacked = self._run({k: np.concatenate([f[k] for f in feeds]) for k in feeds[0]})
             bounds = np.cumsum([0, *sizes])
-            return [{k: v[a:b] for k, v in stacked.items()} for a, b in zip(bounds[:-1], bounds[1:], strict=True)]
+            return [
+                {k: v[a:b] for k, v in stacked.items()} for a, b in zip(bounds[:-1], bounds[1:], strict=True)
+            ]
         return [self._run(f) for f in feeds]
 
     def close(self) -> None:  # noqa: B027 (optional hook: most runtimes free on garbage collection)
@@ -145,6 +152,7 @@ class Backend(ABC):
 def _stackable(feeds: Sequence[Mapping[str, np.ndarray]]) -> bool:
     first = feeds[0]
     return all(
-        f.keys() == first.keys() and all(f[k].shape[1:] == first[k].shape[1:] and f[k].dtype == first[k].dtype for k in f)
+        f.keys() == first.keys()
+        and all(f[k].shape[1:] == first[k].shape[1:] and f[k].dtype == first[k].dtype for k in f)
         for f in feeds
     )

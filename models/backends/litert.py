@@ -29,7 +29,9 @@ def _interpreter_class() -> tuple[Any, str]:
     try:
         import tensorflow as tf
     except ImportError:
-        raise ModelError("TFLite files need ai-edge-litert (or tensorflow): pip install ai-edge-litert") from None
+        raise ModelError(
+            "TFLite files need ai-edge-litert (or tensorflow): pip install ai-edge-litert"
+        ) from None
     return tf.lite.Interpreter, f"tf.lite {tf.__version__}"
 
 
@@ -57,7 +59,11 @@ class LiteRtBackend(Backend):
     ) -> None:
         interpreter_cls, runtime = _interpreter_class()
         if (device or "AUTO").upper() not in ("AUTO", "CPU"):
-            log.info("tflite: %s runs on the CPU (device %s ignored; no GPU delegate is used)", Path(path).name, device)
+            log.info(
+                "tflite: %s runs on the CPU (device %s ignored; no GPU delegate is used)",
+                Path(path).name,
+                device,
+            )
         try:
             self._it = interpreter_cls(model_path=str(path), num_threads=threads)
             self._it.allocate_tensors()
@@ -91,9 +97,14 @@ class LiteRtBackend(Backend):
                 self._in = self._it.get_input_details()
                 self._out = self._it.get_output_details()
             for detail, spec in zip(self._in, self.inputs, strict=True):
-                self._it.set_tensor(detail["index"], np.ascontiguousarray(feeds[spec.name], dtype=detail["dtype"]))
+                self._it.set_tensor(
+                    detail["index"], np.ascontiguousarray(feeds[spec.name], dtype=detail["dtype"])
+                )
             self._it.invoke()
-            return {spec.name: self._it.get_tensor(d["index"]).copy() for d, spec in zip(self._out, self.outputs, strict=True)}
+            return {
+                spec.name: self._it.get_tensor(d["index"]).copy()
+                for d, spec in zip(self._out, self.outputs, strict=True)
+            }
 
     def close(self) -> None:
         self._it = None

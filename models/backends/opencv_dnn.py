@@ -85,7 +85,10 @@ class OpenCvDnnBackend(Backend):
         self.outputs = [TensorSpec(n, (), np.dtype(np.float32)) for n in names]
         self._lock = threading.Lock()
         self.info = BackendInfo(
-            backend="opencv", runtime=f"opencv {cv2.__version__}", device=device_name, precision=prec,
+            backend="opencv",
+            runtime=f"opencv {cv2.__version__}",
+            device=device_name,
+            precision=prec,
             threads=cv2.getNumThreads(),
         )
 

@@ -36,7 +36,9 @@ def openvino_device(device: str) -> str:
     text = (device or "AUTO").strip()
     upper = text.upper()
     if upper.startswith(("CUDA", "/GPU")):
-        raise ModelError(f"device {device!r} is a CUDA device: OpenVINO runs on CPU, GPU (Intel), NPU or AUTO")
+        raise ModelError(
+            f"device {device!r} is a CUDA device: OpenVINO runs on CPU, GPU (Intel), NPU or AUTO"
+        )
     return upper
 
 
@@ -44,7 +46,9 @@ def _spec(port: Any, wanted: Sequence[str] | None) -> TensorSpec:
     names = sorted(port.get_names())
     shape = tuple(None if d.is_dynamic else d.get_length() for d in port.get_partial_shape())
     key = pick_output_name(names, wanted) or port.get_any_name()
-    return TensorSpec(key, shape, np.dtype(port.get_element_type().to_dtype()), tuple(n for n in names if n != key))
+    return TensorSpec(
+        key, shape, np.dtype(port.get_element_type().to_dtype()), tuple(n for n in names if n != key)
+    )
 
 
 def _read(core: ov.Core, path: Path) -> ov.Model:
@@ -65,7 +69,9 @@ def _reshape(model: ov.Model, input_shape: Sequence[int] | None, batch: int | No
         dims = [-1 if d.is_dynamic else d.get_length() for d in port.get_partial_shape()]
         new = list(dims)
         if input_shape is not None and len(input_shape) == len(dims):
-            new = [dims[0]] + [int(h) if d == -1 else d for d, h in zip(dims[1:], input_shape[1:], strict=True)]
+            new = [dims[0]] + [
+                int(h) if d == -1 else d for d, h in zip(dims[1:], input_shape[1:], strict=True)
+            ]
         if batch is not None and new:
             new[0] = batch
         changed |= new != dims
@@ -119,7 +125,9 @@ class OpenVinoBackend(Backend):
             self._compiled = core.compile_model(model, dev, cfg)
         except RuntimeError as exc:
             msg = str(exc).strip().splitlines()
-            raise ModelError(f"OpenVINO cannot compile {path.name} for {dev}: {msg[0] if msg else exc}") from None
+            raise ModelError(
+                f"OpenVINO cannot compile {path.name} for {dev}: {msg[0] if msg else exc}"
+            ) from None
         self.inputs = [_spec(p, inputs) for p in self._compiled.inputs]
         self.outputs = [_spec(p, outputs) for p in self._compiled.outputs]
         self._request = self._compiled.create_infer_request()

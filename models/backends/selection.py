@@ -37,7 +37,9 @@ class Hardware:
 
     @property
     def intel(self) -> bool:
-        return self.cpu_vendor == "GenuineIntel" or any(d.startswith(("GPU", "NPU")) for d in self.openvino_devices)
+        return self.cpu_vendor == "GenuineIntel" or any(
+            d.startswith(("GPU", "NPU")) for d in self.openvino_devices
+        )
 
 
 def _cpu() -> tuple[str, str]:
@@ -63,7 +65,9 @@ def _nvidia_visible() -> bool:
     gpus = Path("/proc/driver/nvidia/gpus")
     if gpus.is_dir():
         return any(gpus.iterdir())
-    return Path("/dev/nvidia0").exists() or (platform.system() == "Windows" and shutil.which("nvidia-smi") is not None)
+    return Path("/dev/nvidia0").exists() or (
+        platform.system() == "Windows" and shutil.which("nvidia-smi") is not None
+    )
 
 
 def _has(module: str) -> bool:
@@ -85,14 +89,26 @@ def detect_hardware() -> Hardware:
     from models.backends.opencv_dnn import cuda_available
 
     vendor, name = _cpu()
-    runtimes = {r for r, m in (("openvino", "openvino"), ("tensorflow", "tensorflow"), ("litert", "ai_edge_litert")) if _has(m)}
+    runtimes = {
+        r
+        for r, m in (("openvino", "openvino"), ("tensorflow", "tensorflow"), ("litert", "ai_edge_litert"))
+        if _has(m)
+    }
     devices: tuple[str, ...] = ()
     if "openvino" in runtimes:
         from models.backends.openvino import shared_core
 
         devices = tuple(shared_core().available_devices)
     nvidia = _nvidia_visible()
-    return Hardware(vendor, name, nvidia, nvidia and _tensorflow_gpu(), nvidia and cuda_available(), devices, frozenset(runtimes))
+    return Hardware(
+        vendor,
+        name,
+        nvidia,
+        nvidia and _tensorflow_gpu(),
+        nvidia and cuda_available(),
+        devices,
+        frozenset(runtimes),
+    )
 
 
 def rank_backends(
@@ -105,7 +121,11 @@ def rank_backends(
     """
     hw = hardware or detect_hardware()
     tf_ok = "tensorflow" in hw.runtimes or "litert" in hw.runtimes
-    usable = [b for b in backends if b == "opencv" or (b == "openvino" and "openvino" in hw.runtimes) or (b == "tensorflow" and tf_ok)]
+    usable = [
+        b
+        for b in backends
+        if b == "opencv" or (b == "openvino" and "openvino" in hw.runtimes) or (b == "tensorflow" and tf_ok)
+    ]
     ranked: list[tuple[str, str]] = []
 
     def add(backend: str, reason: str) -> None:
@@ -118,8 +138,11 @@ def rank_backends(
         add("opencv", "an NVIDIA GPU is visible through OpenCV's CUDA build")
     if hw.intel:
         add("openvino", f"Intel hardware ({', '.join(hw.openvino_devices) or hw.cpu_name})")
-    add("openvino", f"OpenVINO reads this model and is the fastest CPU path ({hw.cpu_name or hw.cpu_vendor or 'CPU'}"
-        f"{'' if hw.nvidia_gpu else ', no NVIDIA GPU visible'})")
+    add(
+        "openvino",
+        f"OpenVINO reads this model and is the fastest CPU path ({hw.cpu_name or hw.cpu_vendor or 'CPU'}"
+        f"{'' if hw.nvidia_gpu else ', no NVIDIA GPU visible'})",
+    )
     add("tensorflow", "OpenVINO cannot run this model; TensorFlow/LiteRT on the CPU")
     add("opencv", "the only installed runtime that reads this model")
     return ranked

@@ -51,9 +51,15 @@ def setup_tensorflow(threads: int | None) -> tuple[Any, list[Any]]:
                     tf.config.threading.set_inter_op_parallelism_threads(min(threads, 2))
                     _THREADS.append(threads)
                 except RuntimeError:
-                    log.warning("tensorflow: already initialised, cannot set threads=%d (process-wide)", threads)
+                    log.warning(
+                        "tensorflow: already initialised, cannot set threads=%d (process-wide)", threads
+                    )
             elif _THREADS[0] != threads:
-                log.warning("tensorflow: threads=%d ignored, the process already uses %d (process-wide)", threads, _THREADS[0])
+                log.warning(
+                    "tensorflow: threads=%d ignored, the process already uses %d (process-wide)",
+                    threads,
+                    _THREADS[0],
+                )
         gpus = tf.config.list_physical_devices("GPU")
         for gpu in gpus:
             try:
@@ -73,7 +79,9 @@ def tensorflow_device(device: str, gpus: Sequence[Any]) -> str:
     if text.startswith(("GPU", "CUDA", "/GPU")):
         index = int(text.rsplit(":", 1)[1]) if ":" in text else 0
         if index >= len(gpus):
-            raise ModelError(f"device {device!r}: TensorFlow sees {len(gpus)} GPU(s); use device: CPU or AUTO")
+            raise ModelError(
+                f"device {device!r}: TensorFlow sees {len(gpus)} GPU(s); use device: CPU or AUTO"
+            )
         return f"/GPU:{index}"
     raise ModelError(f"device {device!r} is not a TensorFlow device (use AUTO, CPU, GPU, cuda:N)")
 
@@ -110,7 +118,9 @@ class TensorFlowBackend(Backend):
         self._device = tensorflow_device(device, gpus)
         self._lock = threading.Lock()
         path = Path(path)
-        loader = {"savedmodel": self._savedmodel, "frozen_graph": self._frozen, "keras": self._keras}.get(kind)
+        loader = {"savedmodel": self._savedmodel, "frozen_graph": self._frozen, "keras": self._keras}.get(
+            kind
+        )
         if loader is None:
             raise ModelError(f"the tensorflow backend cannot run {kind} files ({path.name})")
         try:
@@ -140,11 +150,16 @@ class TensorFlowBackend(Backend):
             raise ValueError(f"no signature {signature!r} (has: {', '.join(self._module.signatures)})")
         fn = self._module.signatures[signature]
         specs = fn.structured_input_signature[1]
-        self.inputs = [TensorSpec(k, _shape(s.shape), np.dtype(s.dtype.as_numpy_dtype)) for k, s in specs.items()]
-        self.outputs = [
-            TensorSpec(k, _shape(s.shape), np.dtype(s.dtype.as_numpy_dtype)) for k, s in fn.structured_outputs.items()
+        self.inputs = [
+            TensorSpec(k, _shape(s.shape), np.dtype(s.dtype.as_numpy_dtype)) for k, s in specs.items()
         ]
-        self._call = lambda feeds: {k: v.numpy() for k, v in fn(**{n: tf.constant(a) for n, a in feeds.items()}).items()}
+        self.outputs = [
+            TensorSpec(k, _shape(s.shape), np.dtype(s.dtype.as_numpy_dtype))
+            for k, s in fn.structured_outputs.items()
+        ]
+        self._call = lambda feeds: {
+            k: v.numpy() for k, v in fn(**{n: tf.constant(a) for n, a in feeds.items()}).items()
+        }
 
     def _frozen(self, path: Path, inputs: Any, outputs: Any, signature: str) -> None:
         tf = self._tf
@@ -159,11 +174,18 @@ class TensorFlowBackend(Backend):
         ins = [graph.get_tensor_by_name(_tensor_name(n)) for n in inputs]
         outs = [graph.get_tensor_by_name(_tensor_name(n)) for n in outputs]
         pruned = wrapped.prune(ins, outs)
-        self.inputs = [TensorSpec(n, _shape(t.shape), np.dtype(t.dtype.as_numpy_dtype)) for n, t in zip(inputs, ins, strict=True)]
-        self.outputs = [TensorSpec(n, _shape(t.shape), np.dtype(t.dtype.as_numpy_dtype)) for n, t in zip(outputs, outs, strict=True)]
+        self.inputs = [
+            TensorSpec(n, _shape(t.shape), np.dtype(t.dtype.as_numpy_dtype))
+            for n, t in zip(inputs, ins, strict=True)
+        ]
+        self.outputs = [
+            TensorSpec(n, _shape(t.shape), np.dtype(t.dtype.as_numpy_dtype))
+            for n, t in zip(outputs, outs, strict=True)
+        ]
         names = [s.name for s in self.inputs]
         self._call = lambda feeds: {
-            s.name: v.numpy() for s, v in zip(self.outputs, pruned(*[tf.constant(feeds[n]) for n in names]), strict=True)
+            s.name: v.numpy()
+            for s, v in zip(self.outputs, pruned(*[tf.constant(feeds[n]) for n in names]), strict=True)
         }
 
     def _keras(self, path: Path, inputs: Any, outputs: Any, signature: str) -> None:
@@ -173,8 +195,13 @@ class TensorFlowBackend(Backend):
         self._module = model
         self.inputs = [TensorSpec(t.name, _shape(t.shape), np.dtype(t.dtype)) for t in model.inputs]
         out_names = list(getattr(model, "output_names", None) or [t.name for t in model.outputs])
-        self.outputs = [TensorSpec(n, _shape(t.shape), np.dtype(t.dtype)) for n, t in zip(out_names, model.outputs, strict=True)]
-        fn = self._tf.function(lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), reduce_retracing=True)
+        self.outputs = [
+            TensorSpec(n, _shape(t.shape), np.dtype(t.dtype))
+            for n, t in zip(out_names, model.outputs, strict=True)
+        ]
+        fn = self._tf.function(
+            lambda *xs: model(list(xs) if len(xs) > 1 else xs[0], training=False), reduce_retracing=True
+        )
         names = [s.name for s in self.inputs]
 
         def call(feeds: dict[str, np.ndarray]) -> Outputs:

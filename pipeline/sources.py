@@ -89,7 +89,9 @@ class FileReader(Reader):
         self.cfg, self.path = cfg, path
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
-            raise SourceError(f"source {cfg.id!r}: cannot open {path} as a video (corrupt, truncated or unsupported codec?)")
+            raise SourceError(
+                f"source {cfg.id!r}: cannot open {path} as a video (corrupt, truncated or unsupported codec?)"
+            )
         fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = self.cap.read()
@@ -112,7 +114,12 @@ class FileReader(Reader):
                 image = self.cap.retrieve()[1] if decode else None
                 if not decode or image is not None:
                     if bad:
-                        log.warning("source %s: skipped %d unreadable frame(s) after frame %d", self.cfg.id, bad, self.index)
+                        log.warning(
+                            "source %s: skipped %d unreadable frame(s) after frame %d",
+                            self.cfg.id,
+                            bad,
+                            self.index,
+                        )
                     return self._emit(image)
             bad += 1
         if self.cfg.loop and self.index > 0:
@@ -123,7 +130,13 @@ class FileReader(Reader):
             return self.read(decode, stop)
         total = self.info.frames
         if total and self.index < total - 3:  # containers often over-announce by a frame or two
-            log.warning("source %s: %s ended after %d of %d announced frames (truncated?)", self.cfg.id, self.path, self.index, total)
+            log.warning(
+                "source %s: %s ended after %d of %d announced frames (truncated?)",
+                self.cfg.id,
+                self.path,
+                self.index,
+                total,
+            )
         return None
 
     def _emit(self, image: np.ndarray | None) -> Captured:
@@ -144,7 +157,9 @@ class ImageReader(Reader):
         else:
             files = sorted(Path(p) for p in glob.glob(uri) if Path(p).suffix.lower() in IMAGE_SUFFIXES)
         if not files:
-            raise SourceError(f"source {cfg.id!r}: no images found at {uri} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})")
+            raise SourceError(
+                f"source {cfg.id!r}: no images found at {uri} (looked for {', '.join(sorted(IMAGE_SUFFIXES))})"
+            )
         self.cfg, self.files, self.pos = cfg, files, 0
         first = None
         for f in files:
@@ -180,23 +195,33 @@ class LiveReader(Reader):
         self.cap = self._open()
         if self.cap is None:
             what = f"webcam {target}" if kind == "camera" else f"stream {_redact(str(target))}"
-            raise SourceError(f"source {cfg.id!r}: cannot open {what} (check the address/index and that it is reachable)")
+            raise SourceError(
+                f"source {cfg.id!r}: cannot open {what} (check the address/index and that it is reachable)"
+            )
         ok, first = self.cap.read()
         if not ok:
-            raise SourceError(f"source {cfg.id!r}: {kind} opened but sent no frame within {cfg.read_timeout_s:.0f}s")
+            raise SourceError(
+                f"source {cfg.id!r}: {kind} opened but sent no frame within {cfg.read_timeout_s:.0f}s"
+            )
         self._pending: np.ndarray | None = first
         fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         self.t0 = time.monotonic()
         self.index = 0
         h, w = first.shape[:2]
-        self.info = SourceInfo(cfg.id, _redact(str(target)), kind, fps if 0 < fps < 1000 else 25.0, w, h, None, live=True)
+        self.info = SourceInfo(
+            cfg.id, _redact(str(target)), kind, fps if 0 < fps < 1000 else 25.0, w, h, None, live=True
+        )
 
     def _open(self) -> cv2.VideoCapture | None:
         if self.kind == "camera":
             cap = cv2.VideoCapture(int(self.target))
         else:
-            params = [cv2.CAP_PROP_OPEN_TIMEOUT_MSEC, int(self.cfg.open_timeout_s * 1000),
-                      cv2.CAP_PROP_READ_TIMEOUT_MSEC, int(self.cfg.read_timeout_s * 1000)]
+            params = [
+                cv2.CAP_PROP_OPEN_TIMEOUT_MSEC,
+                int(self.cfg.open_timeout_s * 1000),
+                cv2.CAP_PROP_READ_TIMEOUT_MSEC,
+                int(self.cfg.read_timeout_s * 1000),
+            ]
             cap = cv2.VideoCapture(str(self.target), cv2.CAP_FFMPEG, params)
         if cap.isOpened():
             return cap
@@ -228,7 +253,12 @@ class LiveReader(Reader):
             attempts += 1
             self.cap = self._open()
             if self.cap is not None:
-                log.warning("source %s: reconnected after %.1fs gap (%d attempt(s))", self.cfg.id, time.monotonic() - lost_at, attempts)
+                log.warning(
+                    "source %s: reconnected after %.1fs gap (%d attempt(s))",
+                    self.cfg.id,
+                    time.monotonic() - lost_at,
+                    attempts,
+                )
                 return True
             limit = self.cfg.reconnect.max_attempts
             if limit is not None and attempts >= limit:
@@ -253,14 +283,18 @@ class SyntheticReader(Reader):
         try:
             w, h = (int(x) for x in (url.netloc or "640x480").lower().split("x"))
         except ValueError:
-            raise SourceError(f"source {cfg.id!r}: synthetic size must look like synthetic://640x480, got {cfg.uri}") from None
+            raise SourceError(
+                f"source {cfg.id!r}: synthetic size must look like synthetic://640x480, got {cfg.uri}"
+            ) from None
         q = {k: v[0] for k, v in parse_qs(url.query).items()}
         self.frames = int(q.get("frames", 100))
         self.fps = float(q.get("fps", 25))
         rng = np.random.default_rng(0)
         self.background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
         self.cfg, self.index = cfg, 0
-        self.info = SourceInfo(cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime)
+        self.info = SourceInfo(
+            cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime
+        )
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         if self.index >= self.frames:
@@ -287,8 +321,13 @@ def _redact(uri: str) -> str:
     return uri
 
 
-def capture_loop(reader: Reader, cfg: SourceConfig, send: Callable[[Message], bool],
-                 stop: threading.Event, sleep: Callable[[float], bool] | None = None) -> str:
+def capture_loop(
+    reader: Reader,
+    cfg: SourceConfig,
+    send: Callable[[Message], bool],
+    stop: threading.Event,
+    sleep: Callable[[float], bool] | None = None,
+) -> str:
     """Read until the end or `stop`, sending StreamStart, frames, StreamEnd. Returns the end reason."""
     sleep = sleep or stop.wait
     send(StreamStart(reader.info))
@@ -326,4 +365,3 @@ def capture_loop(reader: Reader, cfg: SourceConfig, send: Callable[[Message], bo
         reader.close()
     send(StreamEnd(cfg.id, reason))
     return reason
-
