@@ -177,3 +177,35 @@ def test_an_idle_service_is_not_a_stall(tmp_path: Path) -> None:
     run.stop()
     run.close()
     assert run.summary["status"] == "stopped" and run.summary["error"] is None
+
+
+def test_a_source_that_breaks_fails_the_run_and_says_why(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pipeline import runner as runner_module
+    from pipeline.sources import Captured, Reader, open_source
+
+    class Breaking(Reader):
+        """The real clip, then a read error on its fourth frame (a disk or decoder failure)."""
+
+        def __init__(self, inner: Reader) -> None:
+            self.inner, self.info, self.n = inner, inner.info, 0
+
+        def read(self, decode: bool = True, stop: Any = None) -> Captured | None:
+            self.n += 1
+            if self.n == 4:
+                raise OSError("input/output error")
+            return self.inner.read(decode, stop)
+
+        def close(self) -> None:
+            self.inner.close()
+
+    monkeypatch.setattr(runner_module, "open_source", lambda cfg: Breaking(open_source(cfg)))
+    config = load_config(FACES)
+    config.sources = [SourceConfig(id="cam0", uri=str(SMILING))]
+    result = Runner(config, tmp_path, quiet=True).run()
+    assert result.status == "failed" and result.exit_code == 3
+    assert result.summary["sources"]["cam0"]["end"] == "error"
+    assert "input/output error" in result.summary["sources"]["cam0"]["error"]
+    assert "cam0" in result.summary["error"]
+    assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3  # what was read is kept
