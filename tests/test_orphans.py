@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import pytest
+from processes import HAVE_PROC, alive, children
 
 from pipeline.runner import RUN_DIR_PREFIX, remove_stale_run_dirs
 
@@ -26,29 +27,8 @@ stages:
 """
 
 
-def _children(pid: int) -> list[int]:
-    """Processes whose parent is `pid` (from /proc)."""
-    found = []
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except (OSError, IndexError):
-            continue
-        if int(fields[1]) == pid:
-            found.append(int(stat.parent.name))
-    return found
-
-
-def _alive(pid: int) -> bool:
-    try:
-        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
-    except OSError:
-        return False
-    return state != "Z"
-
-
 @pytest.mark.slow
-@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="needs /proc (Linux)")
+@pytest.mark.skipif(not HAVE_PROC, reason="needs /proc (Linux)")
 def test_workers_of_a_killed_run_exit_and_its_sockets_are_cleaned(tmp_path: Path) -> None:
     config = tmp_path / "pipe.yaml"
     config.write_text(PIPELINE)
@@ -56,7 +36,7 @@ def test_workers_of_a_killed_run_exit_and_its_sockets_are_cleaned(tmp_path: Path
     proc = subprocess.Popen([*cmd, "run", str(config), "--output", str(tmp_path / "out"), "-q"], cwd=REPO)
     try:
         deadline = time.monotonic() + 60
-        while len(workers := [p for p in _children(proc.pid) if _alive(p)]) < 2:
+        while len(workers := [p for p in children(proc.pid) if alive(p)]) < 2:
             assert proc.poll() is None, "the run ended before its workers started"
             assert time.monotonic() < deadline, "worker processes never started"
             time.sleep(0.2)
@@ -71,7 +51,7 @@ def test_workers_of_a_killed_run_exit_and_its_sockets_are_cleaned(tmp_path: Path
         os.kill(proc.pid, signal.SIGKILL)
         proc.wait(10)
         deadline = time.monotonic() + 5
-        while any(_alive(p) for p in workers):
+        while any(alive(p) for p in workers):
             assert time.monotonic() < deadline, f"orphaned workers still running: {workers}"
             time.sleep(0.1)
     finally:
