@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from benchmarks.table import format_table
@@ -41,3 +43,24 @@ def test_every_benchmark_module_has_run(name):
 
     module = importlib.import_module(f"benchmarks.{name}")
     assert callable(module.run) and module.__doc__
+
+
+def test_bench_pipeline_sets_the_pipeline_beside_a_sequential_loop(tmp_path, capsys):
+    import json
+
+    from pipeline.cli import main
+
+    out = tmp_path / "pipe.json"
+    argv = [
+        "-q",
+        "bench",
+        "pipeline",
+        str(Path(__file__).resolve().parents[1] / "configs" / "faces_haar.yaml"),
+        "--source",
+        "synthetic://96x64",
+    ]
+    assert main([*argv, "--max-frames", "3", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert [r["x_sequential"] for r in rows][0] == 1.0 and rows[1]["x_sequential"] > 0
+    assert all(r["frames"] == 3 for r in rows)
+    assert "x_sequential" in capsys.readouterr().out
