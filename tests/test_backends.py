@@ -207,7 +207,7 @@ def test_load_backend_refuses_what_a_runtime_cannot_read(models_dir: Path) -> No
 def test_openvino_detector_path_never_imports_tensorflow(models_dir: Path) -> None:
     code = (
         "import sys, numpy as np\n"
-        "import models, models.detectors, models.cli\n"
+        "import models, models.detectors, pipeline.cli\n"
         "from models.detectors import build_detector\n"
         "d = build_detector('yolox-nano', backend='openvino', device='CPU')\n"
         "d.detect(np.zeros((240, 320, 3), np.uint8))\n"

@@ -21,6 +21,7 @@ import numpy as np
 
 from models.backends.base import Backend, BackendInfo, Outputs, TensorSpec, log
 from pipeline.errors import ModelError
+from pipeline.installation import pip_install_extra
 
 _SETUP_LOCK = threading.Lock()
 _THREADS: list[int] = []  # the thread count TF was configured with (process-wide)
@@ -34,8 +35,7 @@ def _import_tf() -> Any:
         import tensorflow as tf
     except ImportError:
         raise ModelError(
-            "the tensorflow backend needs TensorFlow: pip install 'vigil-analytics[tensorflow]' "
-            "(or use backend: openvino)"
+            f"the tensorflow backend needs TensorFlow: {pip_install_extra('tensorflow')} (or use backend: openvino)"
         ) from None
     return tf
 
