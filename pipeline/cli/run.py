@@ -14,17 +14,11 @@ if TYPE_CHECKING:
 
 def load_pipeline(args: argparse.Namespace) -> PipelineConfig:
     """The config file with `--set` overrides applied and `--source` replacing its sources."""
-    from pipeline.config import SourceConfig, load_config
+    from pipeline.config import load_config, with_sources
 
     config = load_config(args.config, getattr(args, "set", None) or ())
     if getattr(args, "source", None):
-        first = config.sources[0] if config.sources else None
-        keep = first.model_dump(exclude={"uri", "id"}) if first else {}
-        ids = [s.strip() for s in args.source]
-        config.sources = [
-            SourceConfig(id=(first.id if first and len(ids) == 1 else f"cam{i}"), uri=uri, **keep)
-            for i, uri in enumerate(ids)
-        ]
+        config = with_sources(config, args.source)
     return config
 
 
