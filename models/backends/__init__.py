@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.backends.base import Backend, BackendInfo, TensorSpec
-from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES
+from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES, FormatKind
 from pipeline.errors import ModelError
 
 __all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
@@ -21,7 +21,7 @@ __all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
 log = logging.getLogger("vigil.models")
 
 
-def kind_of(path: str | Path) -> str:
+def kind_of(path: str | Path) -> FormatKind:
     """The format kind of a model file or SavedModel folder, from its name."""
     p = Path(path)
     if p.is_dir() and (p / "saved_model.pb").is_file():
