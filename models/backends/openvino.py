@@ -190,5 +190,5 @@ class OpenVinoBackend(Backend):
 
     def close(self) -> None:
         self._queue = None
-        self._request = None  # type: ignore[assignment]
-        self._compiled = None  # type: ignore[assignment]
+        self._request = None
+        self._compiled = None
