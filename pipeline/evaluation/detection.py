@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -25,6 +25,9 @@ from pipeline.frame import Detections
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(np.linspace(0.5, 0.95, 10).tolist())  # pycocotools' values
 _RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
+# An image: a COCO image id, or (source, seq) of a vigil JSONL frame record.
+ImageKey = int | str | tuple[str, int]
+
 
 @dataclass(frozen=True)
 class DetectionSet:
@@ -34,7 +37,7 @@ class DetectionSet:
     predictions must use the same keys. The ground truth's keys define the evaluated images.
     """
 
-    images: Mapping[Hashable, Detections] = field(default_factory=dict)
+    images: Mapping[ImageKey, Detections] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -209,9 +212,9 @@ def evaluate_detections(
     )
 
 
-def _group(records: Iterable[tuple[Hashable, dict[str, Any]]], keys: Iterable[Hashable]) -> DetectionSet:
+def _group(records: Iterable[tuple[ImageKey, dict[str, Any]]], keys: Iterable[ImageKey]) -> DetectionSet:
     """(image key, record) pairs -> DetectionSet; every key in `keys` gets an entry."""
-    grouped: dict[Hashable, list[dict[str, Any]]] = {k: [] for k in keys}
+    grouped: dict[ImageKey, list[dict[str, Any]]] = {k: [] for k in keys}
     for key, record in records:
         grouped.setdefault(key, []).append(record)
     return DetectionSet({k: Detections.from_records(v) for k, v in grouped.items()})
@@ -233,7 +236,7 @@ def load_coco(
     if any(a.get("iscrowd", 0) for a in coco["annotations"]):
         raise ValueError(f"{gt_json}: crowd annotations (iscrowd=1) are not supported")
 
-    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[Hashable, dict[str, Any]]]:
+    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[ImageKey, dict[str, Any]]]:
         for a in anns:
             box = xywh_to_xyxy(a["bbox"])[0].tolist()
             cat = a["category_id"]
@@ -261,8 +264,8 @@ def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
     empty one), so a hand-labelled JSONL works as ground truth. A detection without a label is
     named `str(class_id)`. A repeated (source, seq) adds to that image.
     """
-    pairs: list[tuple[Hashable, dict[str, Any]]] = []
-    keys: list[Hashable] = []
+    pairs: list[tuple[ImageKey, dict[str, Any]]] = []
+    keys: list[ImageKey] = []
     for source, seq, detections in read_frame_records(path):
         key = (source, seq)
         keys.append(key)

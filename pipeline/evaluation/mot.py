@@ -276,7 +276,8 @@ def evaluate_paths(
     if source is not None:
         gts, preds = _pick(gts, source, gt), _pick(preds, source, pred)
     if len(gts) == 1 and len(preds) == 1:
-        return evaluate_mot(*gts.values(), *preds.values(), iou_threshold=iou_threshold)
+        (only_gt,), (only_pred,) = gts.values(), preds.values()
+        return evaluate_mot(only_gt, only_pred, iou_threshold=iou_threshold)
     missing = sorted(set(gts) - set(preds))
     if missing:
         raise ValueError(f"{pred} has no results for source(s) {', '.join(missing)} of {gt}")
