@@ -167,35 +167,11 @@ def evaluate_detections(
     gt_labels = {str(x) for d in gt.images.values() for x in d.label}
     pred_labels = {str(x) for k in keys for x in pred.images.get(k, Detections.empty()).label}
     per_class, precisions, recalls = [], [], []
-    num_pred = 0
     for label in sorted(gt_labels):
-        scores, matches, num_gt = [], [], 0
-        for key in keys:
-            g = gt.images[key]
-            g = g[g.label == label]
-            d = pred.images.get(key, Detections.empty())
-            d = d[d.label == label]
-            d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
-            num_gt += len(g)
-            scores.append(d.score)
-            matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
-        sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+        ap, sampled, recall = _class_ap(label, keys, gt, pred, thresholds, max_dets)
+        per_class.append(ap)
         precisions.append(sampled)
         recalls.append(recall)
-        n = sum(len(s) for s in scores)
-        num_pred += n
-        ap_t = sampled.mean(axis=1)
-        per_class.append(
-            ClassAP(
-                label,
-                float(ap_t.mean()),
-                _at(ap_t, thresholds, 0.5),
-                _at(ap_t, thresholds, 0.75),
-                float(recall.mean()),
-                num_gt,
-                n,
-            )
-        )
     stacked = np.stack(precisions, axis=1) if precisions else np.zeros((len(thresholds), 0, 1))
     return DetectionReport(
         map=float(stacked.mean()) if stacked.size else math.nan,
@@ -207,9 +183,42 @@ def evaluate_detections(
         max_dets=max_dets,
         num_images=len(keys),
         num_gt=gt.num_boxes,
-        num_pred=num_pred,
+        num_pred=sum(c.num_pred for c in per_class),
         unmatched_labels=tuple(sorted(pred_labels - gt_labels)),
     )
+
+
+def _class_ap(
+    label: str,
+    keys: Sequence[ImageKey],
+    gt: DetectionSet,
+    pred: DetectionSet,
+    thresholds: np.ndarray,
+    max_dets: int,
+) -> tuple[ClassAP, np.ndarray, np.ndarray]:
+    """One class over all images: its `ClassAP`, sampled precision (T, 101) and recall (T,)."""
+    scores, matches, num_gt = [], [], 0
+    for key in keys:
+        g = gt.images[key]
+        g = g[g.label == label]
+        d = pred.images.get(key, Detections.empty())
+        d = d[d.label == label]
+        d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
+        num_gt += len(g)
+        scores.append(d.score)
+        matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
+    sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+    ap_t = sampled.mean(axis=1)
+    ap = ClassAP(
+        label,
+        float(ap_t.mean()),
+        _at(ap_t, thresholds, 0.5),
+        _at(ap_t, thresholds, 0.75),
+        float(recall.mean()),
+        num_gt,
+        sum(len(s) for s in scores),
+    )
+    return ap, sampled, recall
 
 
 def _group(records: Iterable[tuple[ImageKey, dict[str, Any]]], keys: Iterable[ImageKey]) -> DetectionSet:
