@@ -257,3 +257,25 @@ def test_auto_falls_back_to_the_backend_whose_files_are_present(
     choice = loader.choose("ssd-mobilenet-v1-coco", "auto")
     assert (choice.backend, choice.resolved.format.id) == ("tensorflow", "detect")
     assert "openvino files are not present" in choice.reason
+
+
+def test_openvino_compile_config_puts_cpu_knobs_where_the_device_reads_them() -> None:
+    from types import SimpleNamespace
+
+    from models.backends.openvino import _compile_config
+
+    core = SimpleNamespace(available_devices=["CPU", "GPU"])
+    assert _compile_config(core, "CPU", "throughput", 2, "f32") == {
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "INFERENCE_NUM_THREADS": 2,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    assert _compile_config(core, "GPU.0", "latency", 2, "f16") == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f16",
+    }
+    auto = _compile_config(core, "AUTO", "odd", 4, "auto")
+    assert auto == {"PERFORMANCE_HINT": "LATENCY", "DEVICE_PROPERTIES": {"CPU": {"INFERENCE_NUM_THREADS": 4}}}
+    assert _compile_config(SimpleNamespace(available_devices=["NPU"]), "AUTO", "latency", 4, None) == {
+        "PERFORMANCE_HINT": "LATENCY"
+    }

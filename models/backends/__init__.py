@@ -63,6 +63,38 @@ def load_backend(
     if not path.exists():
         raise ModelError(f"model file {path} not found")
     kind = kind or kind_of(path)
+    backend = _runtime_for(path, backend, kind)
+    if backend == "openvino":
+        from models.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(
+            path,
+            device,
+            threads,
+            inputs=inputs,
+            outputs=outputs,
+            mode=mode,
+            batch=batch,
+            input_shape=input_shape,
+            precision=precision,
+        )
+    if backend == "tensorflow" and kind == "tflite":
+        from models.backends.litert import LiteRtBackend
+
+        return LiteRtBackend(path, device, threads, inputs=inputs, outputs=outputs)
+    if backend == "tensorflow":
+        from models.backends.tensorflow import TensorFlowBackend
+
+        return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
+    from models.backends.opencv_dnn import OpenCvDnnBackend
+
+    return OpenCvDnnBackend(
+        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
+    )
+
+
+def _runtime_for(path: Path, backend: str, kind: str) -> str:
+    """`backend`, or for `auto` the best installed one; refused when it cannot read `kind` files."""
     readable = KIND_BACKENDS.get(kind, ())
     if backend == "auto":
         from models.backends.selection import rank_backends
@@ -78,30 +110,4 @@ def load_backend(
         raise ModelError(
             f"backend {backend!r} cannot run {kind} files ({path.name}); use {', '.join(readable) or 'none'}"
         )
-    if backend == "openvino":
-        from models.backends.openvino import OpenVinoBackend
-
-        return OpenVinoBackend(
-            path,
-            device,
-            threads,
-            inputs=inputs,
-            outputs=outputs,
-            mode=mode,
-            batch=batch,
-            input_shape=input_shape,
-            precision=precision,
-        )
-    if backend == "tensorflow":
-        if kind == "tflite":
-            from models.backends.litert import LiteRtBackend
-
-            return LiteRtBackend(path, device, threads, inputs=inputs, outputs=outputs)
-        from models.backends.tensorflow import TensorFlowBackend
-
-        return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
-    from models.backends.opencv_dnn import OpenCvDnnBackend
-
-    return OpenCvDnnBackend(
-        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
-    )
+    return backend
