@@ -15,11 +15,37 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 NO_TRACK = -1
+
+
+class DetectionRecord(TypedDict):
+    """One detection in the public JSONL schema (`Detections.to_records`)."""
+
+    box: list[float]  # x1, y1, x2, y2 in pixels of the frame's image
+    score: float
+    label: str
+    class_id: int
+    track_id: int | None  # None: untracked
+    attributes: dict[str, Any]  # name -> JSON value (numbers rounded to 4 decimals)
+
+
+class _FrameRecordFields(TypedDict):
+    source: str
+    seq: int
+    pts: float
+    detections: list[DetectionRecord]
+
+
+class FrameRecord(_FrameRecordFields, total=False):
+    """One line of the public JSONL (`Frame.to_record`); the optional keys appear when set."""
+
+    index: int  # frame number in the source, when it differs from seq
+    events: list[dict[str, Any]]  # `Event.to_record()` of each event
+    errors: list[str]
 
 
 def _as_array(values: Any, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -135,9 +161,9 @@ class Detections:
         h = np.clip(self.xyxy[:, 3] - self.xyxy[:, 1], 0, None)
         return w * h
 
-    def to_records(self, decimals: int = 2) -> list[dict[str, Any]]:
+    def to_records(self, decimals: int = 2) -> list[DetectionRecord]:
         """The JSONL form: one dict per detection (public schema)."""
-        records = []
+        records: list[DetectionRecord] = []
         for i in range(len(self)):
             attrs = {k: to_jsonable(v[i]) for k, v in self.attributes.items()}
             tid = int(self.track_id[i])
@@ -287,9 +313,9 @@ class Frame:
         """The picture a sink should show: the rendered one if any, else the image."""
         return self.annotated if self.annotated is not None else self.image
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> FrameRecord:
         """The public JSONL line for this frame."""
-        record: dict[str, Any] = {
+        record: FrameRecord = {
             "source": self.source,
             "seq": self.seq,
             "pts": round(self.pts, 4),
