@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -29,12 +29,20 @@ class StreamEnd:
     reason: str = "eos"  # eos | stopped | error
 
 
+class ControlData(TypedDict, total=False):
+    """What a control message carries; which keys depends on its type."""
+
+    wid: int  # ready, failed: the pool worker that sends it
+    error: str  # failed: "ExceptionType: message"
+    code: int  # failed: the exit code the run should end with
+
+
 @dataclass(frozen=True)
 class Control:
     """Runner bookkeeping between a pool's parent and its workers (ready, failed, stop, none)."""
 
     type: str
-    data: dict[str, Any]
+    data: ControlData
 
 
 Message = Frame | StreamStart | StreamEnd | Control
