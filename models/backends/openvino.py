@@ -192,10 +192,11 @@ class OpenVinoBackend(Backend):
             for i, feed in enumerate(feeds):
                 self._queue.start_async(feed, userdata=i)
             self._queue.wait_all()
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
+        done_results = [r for r in results if r is not None]
+        if len(done_results) != len(results):
+            missing = [i for i, r in enumerate(results) if r is None]
             raise ModelError(f"OpenVINO async inference returned no result for request(s) {missing}")
-        return results  # type: ignore[return-value]
+        return done_results
 
     def close(self) -> None:
         self._queue = None
