@@ -184,7 +184,7 @@ def open_detector(
 ) -> Detector:
     """The detector for a model already resolved by `choose` (see `build_detector`)."""
     from models.face_detectors import FACE_DETECTORS, YuNetOpenCvDetector
-    from models.object_detectors import OBJECT_DETECTORS
+    from models.object_detectors import OBJECT_DETECTORS, YoloDetector
 
     decoder = choice.resolved.format.decoder
     if decoder not in DETECTOR_DECODERS:
@@ -194,7 +194,6 @@ def open_detector(
     if decoder == "yunet" and choice.backend == "opencv":
         return YuNetOpenCvDetector(choice, threads, conf, nms)
     loaded = open_backend(choice, device, threads, mode=mode, precision=precision)
-    cls = {**OBJECT_DETECTORS, **FACE_DETECTORS}[decoder]
-    if decoder == "yolo":
-        return cls(loaded, conf, nms, layout=layout)
-    return cls(loaded, conf, nms)
+    if decoder == "yolo":  # the one wrapper with an extra option
+        return YoloDetector(loaded, conf, nms, layout=layout)
+    return {**OBJECT_DETECTORS, **FACE_DETECTORS}[decoder](loaded, conf, nms)

@@ -279,3 +279,12 @@ def test_keras_classifier_matches_the_ir(image) -> None:
     ir = build_classifier("fer2013-mini-xception", "openvino", "CPU", precision="f32")
     assert keras.info.format == "keras" and ir.info.format == "ir"
     np.testing.assert_allclose(keras.classify([crop]), ir.classify([crop]), atol=1e-4)
+
+
+@pytest.mark.model
+def test_a_closed_opencv_yunet_says_so(image) -> None:
+    yunet = build_detector("yunet", "opencv", "CPU", threads=1)  # its own: the shared one stays open
+    assert len(yunet.detect(image("astronaut.png"))) >= 1
+    yunet.close()
+    with pytest.raises(ModelError, match="after close"):
+        yunet.detect(image("astronaut.png"))

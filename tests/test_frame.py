@@ -38,6 +38,20 @@ def test_concat_fills_missing_attributes_with_none():
     assert list(merged.attributes["age"]) == [30.0, None]
 
 
+def test_concat_skips_none_parts_and_mixes_numeric_with_object_columns():
+    a = Detections.create([[0, 0, 1, 1]], attributes={"age": [30.0], "emotion": ["happy"]})
+    b = Detections.create([[2, 2, 3, 3]], attributes={"emotion": ["sad"], "age": ["old"]})
+    c = Detections.create([[4, 4, 5, 5]], attributes={"age": [40.0]})
+    assert Detections.concat([None, a, None]) is a
+    assert len(Detections.concat([None])) == 0 and len(Detections.concat([])) == 0
+    merged = Detections.concat([a, None, b, c])
+    assert list(merged.attributes) == ["age", "emotion"]  # first-seen order
+    assert merged.attributes["age"].dtype == object and list(merged.attributes["age"]) == [30.0, "old", 40.0]
+    assert list(merged.attributes["emotion"]) == ["happy", "sad", None]
+    numeric = Detections.concat([a, c]).attributes["age"]
+    assert numeric.dtype == np.float32 and numeric.tolist() == [30.0, 40.0]
+
+
 def test_subset_and_records():
     d = Detections.create(
         [[0, 0, 1, 1], [5, 5, 9, 9]], [0.2, 0.9], [1, 2], ["a", "b"], [3, -1], {"emotion": ["happy", "sad"]}
