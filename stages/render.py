@@ -177,18 +177,16 @@ class RenderOptions(Options):
 
 
 @register("render")
-class Render(Stage):
+class Render(Stage[RenderOptions]):
     """Draw boxes, labels, attributes, track trails, fps and analytics events into `frame.annotated`.
 
     Stateful: keeps per-source fps, track trails and the latest event geometry.
     """
 
-    Options = RenderOptions
     stateful = True
 
     def __init__(self, options: RenderOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: RenderOptions = options
         self._trails: dict[tuple[str, int], deque[tuple[int, int]]] = {}
         self._last_seen: dict[tuple[str, int], int] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (last arrival, smoothed fps)
@@ -204,7 +202,7 @@ class Render(Stage):
         return colour_for(label or class_id)
 
     def process(self, frame: Frame) -> Frame:
-        canvas = np.array(frame.view, dtype=np.uint8, copy=True)
+        canvas: np.ndarray = np.array(frame.view, dtype=np.uint8, copy=True)
         if canvas.ndim == 2:
             canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
         if self.options.show_events:
@@ -314,10 +312,8 @@ class Render(Stage):
             y -= int(30 * self.options.font_scale) + 6
 
     def end_stream(self, source: str) -> list[Frame]:
-        for store in (self._trails, self._last_seen):
-            for key in [k for k in store if k[0] == source]:
-                del store[key]
-        for store in (self._overlays, self._counts):
+        stores: tuple[dict[Any, Any], ...] = (self._trails, self._last_seen, self._overlays, self._counts)
+        for store in stores:  # every key starts with the source id
             for key in [k for k in store if k[0] == source]:
                 del store[key]
         self._clock.pop(source, None)
