@@ -6,17 +6,20 @@ import importlib
 import inspect
 import logging
 import pkgutil
+import re
 import sys
 from collections.abc import Iterator
 from importlib import metadata
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 import pipeline.stage as registry
 import stages
 from pipeline.errors import ConfigError
-from pipeline.stage import NotInstalledError, Stage, get_kind, kinds, refresh_kinds
+from pipeline.frame import Detections, Frame
+from pipeline.stage import NotInstalledError, Stage, StageContext, get_kind, kinds, refresh_kinds
 
 tomllib = pytest.importorskip("tomllib")  # Python >= 3.11
 
@@ -140,3 +143,40 @@ def test_a_broken_plugin_is_logged_and_skipped(plugin_path: Path, caplog: pytest
     assert "stage kind render is declared twice" in log
     with pytest.raises(ConfigError, match="'broken.import' .* failed to load"):
         get_kind("broken.import")
+
+
+# -- the README's "Write your own stage" example, run as the plugin it describes
+
+
+def readme_blocks(section: str) -> dict[str, str]:
+    """The fenced code blocks (language -> code) of one `## ` section of README.md."""
+    text = (ROOT / "README.md").read_text()
+    body = text.split(f"\n## {section}\n", 1)[1].split("\n## ", 1)[0]
+    return {lang: code for lang, code in re.findall(r"```(\w+)\n(.*?)```", body, re.S)}
+
+
+def test_the_readme_stage_example_plugs_in_and_runs(plugin_path: Path) -> None:
+    blocks = readme_blocks("Write your own stage")
+    code, project = blocks["python"], tomllib.loads(blocks["toml"])["project"]
+    assert len(code.splitlines()) < 50
+    entry_points = project["entry-points"][registry.ENTRY_POINT_GROUP]
+    ((kind, target),) = entry_points.items()
+    module = target.split(":")[0]
+    install_plugin(plugin_path, project["name"], entry_points, {module: code})
+
+    cls = get_kind(kind)
+    assert cls.kind == kind and kind in kinds()
+    options = cls.Options.model_validate({"kernel": 15})
+    stage = cls(options, StageContext(stage_id="blur"))
+    assert stage.options is options and not cls.is_stateful(options)
+
+    rng = np.random.default_rng(0)
+    image = rng.integers(0, 256, (120, 160, 3), np.uint8)
+    image.setflags(write=False)
+    det = Detections.create([[20, 30, 70, 90], [100, 10, 150, 60]], label=["face", "person"])
+    frame = Frame(source="cam", seq=0, pts=0.0, wall=0.0, image=image, detections=det)
+    out = stage.process(frame)
+    assert out is not None and out.detections is det
+    changed = np.any(out.image != image, axis=2)
+    assert changed[30:90, 20:70].mean() > 0.9  # the face is blurred
+    assert not changed[:, 90:].any() and not changed[:25].any()  # the person and the rest are not
