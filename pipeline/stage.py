@@ -160,6 +160,7 @@ def register(kind: str) -> Callable[[StageT], StageT]:
 
 _LOCK = threading.RLock()  # stages of one run may look up kinds from several threads
 _REGISTRY: dict[str, type[Stage[Any]]] = {}  # kinds loaded so far
+_BROKEN: dict[str, str] = {}  # plugin kind -> why it failed to load (tried once, warned once)
 _ENTRY_POINTS: dict[str, metadata.EntryPoint] | None = None  # read once: scanning metadata costs ms
 
 
@@ -168,6 +169,7 @@ def refresh_kinds() -> None:
     global _ENTRY_POINTS
     with _LOCK:
         _REGISTRY.clear()
+        _BROKEN.clear()
         _ENTRY_POINTS = None
         importlib.invalidate_caches()  # importlib.metadata caches what it found on each sys.path entry
 
@@ -206,8 +208,9 @@ def _load(ep: metadata.EntryPoint) -> type[Stage[Any]]:
     cls = ep.load()
     if not (isinstance(cls, type) and issubclass(cls, Stage)):
         raise TypeError(f"{ep.value} is not a Stage subclass")
-    if cls.kind and cls.kind != ep.name:
-        raise TypeError(f"{ep.value} is registered as {cls.kind!r}, not {ep.name!r}")
+    named = cls.__dict__.get("kind")  # its own @register, not one inherited from the class it extends
+    if named and named != ep.name:
+        raise TypeError(f"{ep.value} is registered as {named!r}, not {ep.name!r}")
     cls.kind = ep.name
     return cls
 
@@ -215,16 +218,17 @@ def _load(ep: metadata.EntryPoint) -> type[Stage[Any]]:
 def _load_kind(kind: str, ep: metadata.EntryPoint) -> type[Stage[Any]] | None:
     """Load one kind; a broken plugin is logged and gives None, a broken built-in raises."""
     with _LOCK:
-        if kind not in _REGISTRY:
-            if _is_builtin(ep):
-                _REGISTRY[kind] = _load(ep)
-            else:
-                try:
-                    _REGISTRY[kind] = _load(ep)
-                except Exception as exc:  # third-party code: any failure to import
-                    log.warning("stage plugin %s (%s) failed to load: %s", kind, ep.value, exc)
-                    return None
-        return _REGISTRY[kind]
+        if kind in _REGISTRY or kind in _BROKEN:
+            return _REGISTRY.get(kind)
+        if _is_builtin(ep):
+            _REGISTRY[kind] = _load(ep)
+            return _REGISTRY[kind]
+        try:
+            _REGISTRY[kind] = _load(ep)
+        except Exception as exc:  # third-party code: any failure to import
+            _BROKEN[kind] = f"{type(exc).__name__}: {exc}"
+            log.warning("stage plugin %s (%s) failed to load: %s", kind, ep.value, _BROKEN[kind])
+        return _REGISTRY.get(kind)
 
 
 def kinds() -> dict[str, type[Stage[Any]]]:
@@ -247,5 +251,5 @@ def get_kind(kind: str) -> type[Stage[Any]]:
         raise ConfigError(f"unknown stage kind {kind!r}{hint}")
     cls = _load_kind(kind, ep)
     if cls is None:
-        raise ConfigError(f"stage kind {kind!r} ({ep.value}) failed to load; see the warning above")
+        raise ConfigError(f"stage kind {kind!r} ({ep.value}) failed to load: {_BROKEN[kind]}")
     return cls

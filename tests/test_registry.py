@@ -69,7 +69,7 @@ def plugin_path(tmp_path: Path, fresh_registry: None) -> Iterator[Path]:
     yield tmp_path
     sys.path.remove(str(tmp_path))
     for name in set(sys.modules) - before:
-        if getattr(sys.modules[name], "__file__", "") and str(tmp_path) in sys.modules[name].__file__:
+        if str(tmp_path) in (getattr(sys.modules[name], "__file__", None) or ""):
             del sys.modules[name]
 
 
@@ -127,22 +127,26 @@ def test_a_broken_plugin_is_logged_and_skipped(plugin_path: Path, caplog: pytest
             "broken.import": "vigil_no_such_module:Thing",
             "broken.notstage": "vigil_odd:NOT_A_STAGE",
             "broken.mismatch": "vigil_odd:Named",
+            "odd.subclass": "vigil_odd:Subclass",  # inherits Named's kind, declares its own
             "render": "vigil_odd:Named",  # a built-in name: the built-in wins
         },
         {
             "vigil_odd": "from pipeline import Stage, register\nNOT_A_STAGE = 3\n\n"
-            "@register('other.name')\nclass Named(Stage):\n    pass\n"
+            "@register('other.name')\nclass Named(Stage):\n    pass\n\n"
+            "class Subclass(Named):\n    pass\n"
         },
     )
     with caplog.at_level(logging.WARNING, logger="vigil"):
         found = kinds()
     assert not {"broken.import", "broken.notstage", "broken.mismatch"} & set(found)
     assert found["render"].__module__ == "stages.render" and "detect.haar" in found
+    assert found["odd.subclass"].kind == "odd.subclass"
     log = caplog.text
     assert "broken.import" in log and "broken.notstage" in log and "not 'broken.mismatch'" in log
     assert "stage kind render is declared twice" in log
-    with pytest.raises(ConfigError, match="'broken.import' .* failed to load"):
+    with pytest.raises(ConfigError, match="'broken.import' .* failed to load: ModuleNotFoundError"):
         get_kind("broken.import")
+    assert caplog.text.count("broken.import") == 1  # tried and reported once
 
 
 # -- the README's "Write your own stage" example, run as the plugin it describes

@@ -53,7 +53,7 @@ def test_options_come_from_the_generic_parameter() -> None:
 
 
 def test_the_instance_gets_the_options_it_was_given() -> None:
-    options = WideBlur.Options.model_validate({"kernel": 7})
+    options = WideBlurOptions(kernel=7)
     stage = WideBlur(options, StageContext(stage_id="blur"))
     assert stage.options is options and stage.id == "blur"
 
@@ -75,4 +75,4 @@ def test_builtin_options_are_typed_per_kind() -> None:
 @pytest.mark.parametrize("smoothing", [True, False])
 def test_is_stateful_reads_the_typed_options(smoothing: bool) -> None:
     emotion = get_kind("classify.emotion")
-    assert emotion.is_stateful(emotion.Options(smoothing=smoothing)) is smoothing
+    assert emotion.is_stateful(emotion.Options.model_validate({"smoothing": smoothing})) is smoothing
