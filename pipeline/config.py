@@ -7,6 +7,7 @@ validated by the stage kind's own `Options` model.
 
 from __future__ import annotations
 
+import copy
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
@@ -363,3 +364,24 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     raw, lines = parse_yaml(p.read_text(encoding="utf-8"), str(p))
     overridden = apply_overrides(raw, overrides) if overrides else set()
     return validate(raw, lines, str(p), overridden=overridden)
+
+
+def config_from_dict(data: dict[str, Any], name: str = "<pipeline>") -> PipelineConfig:
+    """Validate a pipeline built in code (the same checks and messages as a file, without lines)."""
+    return validate(copy.deepcopy(data), {}, name, origin="dict")
+
+
+def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineConfig:
+    """The pipeline with its sources replaced by `uris` (what `--source` does).
+
+    One uri keeps the first source's id and options; several become cam0, cam1, ... with the
+    first source's options.
+    """
+    first = config.sources[0] if config.sources else None
+    keep = first.model_dump(exclude={"uri", "id"}) if first else {}
+    items = [u.strip() if isinstance(u, str) else u for u in uris]
+    sources = [
+        SourceConfig(id=(first.id if first and len(items) == 1 else f"cam{i}"), uri=uri, **keep)
+        for i, uri in enumerate(items)
+    ]
+    return config.model_copy(update={"sources": sources})
