@@ -35,6 +35,7 @@ class ControlData(TypedDict, total=False):
     wid: int  # ready, failed: the pool worker that sends it
     error: str  # failed: "ExceptionType: message"
     code: int  # failed: the exit code the run should end with
+    report: dict[str, Any]  # report: what a pool worker's stage put in its report (JSON-ready)
 
 
 @dataclass(frozen=True)

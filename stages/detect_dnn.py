@@ -1,6 +1,6 @@
 """DNN detectors as stages: `detect.ssd`, `detect.yolo`, `detect.face`.
 
-Thin shells over `models.detectors.build_detector`: the stage picks the model, backend and
+Thin shells over `models.detector_factory.build_detector`: the stage picks the model, backend and
 device from its options, keeps the detections of the wanted classes inside an optional
 region of interest, and appends them to the frame's detections. Several waiting frames are
 detected together (`batch:` on the stage) through the backend's async/batched path.
@@ -75,7 +75,7 @@ class _DetectStage(Stage[DetectT]):
         self.detector: Detector | None = None
 
     def setup(self) -> None:
-        from models.detectors import open_detector
+        from models.detector_factory import open_detector
         from models.loader import choose
 
         opts = self.options

@@ -225,7 +225,7 @@ def test_openvino_detector_path_never_imports_tensorflow(models_dir: Path) -> No
     code = (
         "import sys, numpy as np\n"
         "import models, models.detectors, pipeline.cli\n"
-        "from models.detectors import build_detector\n"
+        "from models.detector_factory import build_detector\n"
         "d = build_detector('yolox-nano', backend='openvino', device='CPU')\n"
         "d.detect(np.zeros((240, 320, 3), np.uint8))\n"
         "d2 = build_detector('blazeface', backend='tensorflow')\n"  # LiteRT needs no TensorFlow either

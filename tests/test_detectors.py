@@ -11,7 +11,8 @@ import pytest
 
 from models.catalog import InputSpec
 from models.classifiers import build_classifier
-from models.detectors import Detector, build_detector
+from models.detector_factory import build_detector
+from models.detectors import Detector
 from models.geometry import box_iou, clip_boxes, expand_boxes
 from pipeline.errors import ModelError
 from pipeline.frame import Detections

@@ -28,7 +28,7 @@ def _record_pipeline(**links: Any) -> dict[str, Any]:
     return {
         "version": 1,
         "stages": [
-            {"id": "video", "kind": "sink.video", "with": {"path": "video.mp4"}},
+            {"id": "video", "kind": "sink.video", "with": {"path": "video_{source}.mp4"}},
             {"id": "results", "kind": "sink.jsonl", "with": {"path": "results.jsonl"}},
         ],
         "links": {"policy": "lossless", **links},
