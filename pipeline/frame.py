@@ -46,6 +46,7 @@ class FrameRecord(_FrameRecordFields, total=False):
     index: int  # frame number in the source, when it differs from seq
     events: list[dict[str, Any]]  # `Event.to_record()` of each event
     errors: list[str]
+    predicted: bool  # true: no detector ran on this frame, the boxes are the tracker's predictions
 
 
 def _as_array(values: Any, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -285,6 +286,9 @@ class Frame:
     index: frame number in the source itself (differs from seq with `every: N`);
     pts: media time in seconds; wall: capture wall-clock time (time.time()).
     image: H x W x 3 uint8 BGR; annotated: the rendered picture, when a render stage ran.
+    motion: (M, 4) float32 xyxy boxes of moving regions in pixels of `image` (empty: a still
+    scene), or None when no motion stage ran (unknown: gated detectors then always run).
+    predicted: a gated detector skipped this frame, so a tracker should predict its boxes.
     """
 
     source: str
@@ -298,6 +302,8 @@ class Frame:
     annotated: np.ndarray | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    motion: np.ndarray | None = None
+    predicted: bool = False
 
     def replace(self, **changes: Any) -> Frame:
         return dataclasses.replace(self, **changes)
@@ -327,4 +333,6 @@ class Frame:
             record["events"] = [e.to_record() for e in self.events]
         if self.errors:
             record["errors"] = list(self.errors)
+        if self.predicted:
+            record["predicted"] = True
         return record

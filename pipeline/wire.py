@@ -1,7 +1,7 @@
 """Wire format of a link message: a small JSON header, then raw buffers. Never pickle.
 
 A frame travels as [header, image, annotated?, xyxy, score, class_id, track_id, numeric
-attributes...]. Buffers are sent zero-copy (`copy=False`); on the receiving side they become
+attributes...]; its few motion boxes travel in the header. Buffers are sent zero-copy (`copy=False`); on the receiving side they become
 read-only numpy views of the message memory, so frames stay immutable once sent.
 Control messages (stream start/end, pool bookkeeping) are a header alone.
 """
@@ -102,6 +102,8 @@ def _frame_head(frame: Frame, buffers: list[Any]) -> dict[str, Any]:
         "ev": [e.to_record() for e in frame.events],
         "img": images,
         "det": _detections_head(frame.detections, buffers),
+        "mo": None if frame.motion is None else np.asarray(frame.motion, np.float32).tolist(),
+        "pr": frame.predicted,
     }
 
 
@@ -180,6 +182,8 @@ def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
         annotated=annotated,
         timings=head["tm"],
         errors=tuple(head["err"]),
+        motion=None if head.get("mo") is None else np.asarray(head["mo"], np.float32).reshape(-1, 4),
+        predicted=bool(head.get("pr", False)),
     )
 
 

@@ -17,6 +17,7 @@ from pydantic import Field, field_validator
 from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
+from stages.detect_gate import DetectGate, GateOptions, detect_gated
 
 if TYPE_CHECKING:
     from models.detectors import Detector
@@ -52,6 +53,10 @@ class DetectOptions(Options):
     layout: Literal["auto", "yolox", "yolov5", "yolov8"] = Field(
         "auto", description="output layout of your own YOLO file"
     )
+    gate: GateOptions | None = Field(
+        None,
+        description="run only on motion and periodic re-checks (needs filter.motion before, a tracker after)",
+    )
 
     @field_validator("roi")
     @classmethod
@@ -73,6 +78,11 @@ class _DetectStage(Stage[DetectT]):
     def __init__(self, options: DetectT, context: StageContext) -> None:
         super().__init__(options, context)
         self.detector: Detector | None = None
+        self.gate = DetectGate(options.gate)
+
+    @classmethod
+    def is_stateful(cls, options: DetectT) -> bool:
+        return options.gate is not None  # the gate follows each source frame by frame
 
     def setup(self) -> None:
         from models.detector_factory import open_detector
@@ -131,16 +141,27 @@ class _DetectStage(Stage[DetectT]):
         assert self.detector is not None  # setup() sets it or raises
         return self.detector
 
+    def _find(self, frames: list[Frame]) -> list[Detections]:
+        if len(frames) == 1:
+            results = [self._detector().detect(frames[0].image)]
+        else:
+            results = self._detector().detect_many([f.image for f in frames])
+        return [self._keep(d, f.image.shape) for f, d in zip(frames, results, strict=True)]
+
+    def _gated(self, frames: list[Frame]) -> list[Frame]:
+        out = detect_gated(self.gate, frames, self._find)
+        self.context.report.update(self.gate.report())
+        return out
+
     def process(self, frame: Frame) -> Frame:
-        found = self._keep(self._detector().detect(frame.image), frame.image.shape)
-        return frame.with_detections(Detections.concat([frame.detections, found]))
+        return self._gated([frame])[0]
 
     def process_batch(self, frames: list[Frame]) -> list[Frame | None]:
-        results = self._detector().detect_many([f.image for f in frames])
-        return [
-            f.with_detections(Detections.concat([f.detections, self._keep(d, f.image.shape)]))
-            for f, d in zip(frames, results, strict=True)
-        ]
+        return list(self._gated(frames))
+
+    def end_stream(self, source: str) -> list[Frame]:
+        self.gate.end_stream(source)
+        return []
 
     def close(self) -> None:
         if self.detector is not None:

@@ -18,6 +18,7 @@ from models.nms import nms
 from pipeline.errors import ModelError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
+from stages.detect_gate import DetectGate, GateOptions, detect_gated
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -90,6 +91,10 @@ class HaarOptions(Options):
     )
     label: str = Field("face", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection")
+    gate: GateOptions | None = Field(
+        None,
+        description="run only on motion and periodic re-checks (needs filter.motion before, a tracker after)",
+    )
 
     @field_validator("scale_factor")
     @classmethod
@@ -130,6 +135,11 @@ class HaarDetector(Stage[HaarOptions]):
     def __init__(self, options: HaarOptions, context: StageContext) -> None:
         super().__init__(options, context)
         self._cascade: cv2.CascadeClassifier | None = None
+        self.gate = DetectGate(options.gate)
+
+    @classmethod
+    def is_stateful(cls, options: HaarOptions) -> bool:
+        return options.gate is not None  # the gate follows each source frame by frame
 
     def setup(self) -> None:
         path = resolve_cascade(self.options.cascade)
@@ -174,11 +184,19 @@ class HaarDetector(Stage[HaarOptions]):
         # OpenCV's parallel scan returns faces in thread-dependent order; sort so runs repeat exactly.
         return xyxy[np.lexsort((xyxy[:, 1], xyxy[:, 0]))]
 
+    def _find(self, frames: list[Frame]) -> list[Detections]:
+        o = self.options
+        boxes = [self.detect(f.image) for f in frames]
+        return [Detections.create(b, class_id=[o.class_id] * len(b), label=[o.label] * len(b)) for b in boxes]
+
     def process(self, frame: Frame) -> Frame:
-        boxes = self.detect(frame.image)
-        n = len(boxes)
-        found = Detections.create(boxes, class_id=[self.options.class_id] * n, label=[self.options.label] * n)
-        return frame.with_detections(Detections.concat([frame.detections, found]))
+        out = detect_gated(self.gate, [frame], self._find)[0]
+        self.context.report.update(self.gate.report())
+        return out
+
+    def end_stream(self, source: str) -> list[Frame]:
+        self.gate.end_stream(source)
+        return []
 
     def close(self) -> None:
         self._cascade = None

@@ -13,8 +13,9 @@ from typing import ClassVar, Literal, TypeVar
 import numpy as np
 from pydantic import Field, model_validator
 
-from pipeline.frame import Frame
+from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
+from stages.track_predicted import LastSeen
 from stages.tracking import ByteTracker, IouTracker, SortTracker, Tracker
 
 
@@ -102,6 +103,7 @@ class _TrackStage(Stage[TrackT]):
     def __init__(self, options: TrackT, context: StageContext) -> None:
         super().__init__(options, context)
         self._trackers: dict[str, Tracker] = {}
+        self._seen: dict[str, LastSeen] = {}  # per source, for frames a gated detector skipped
 
     def make_tracker(self) -> Tracker:
         return self.tracker(**self.options.model_dump(exclude={"smooth_boxes"}))
@@ -110,10 +112,14 @@ class _TrackStage(Stage[TrackT]):
         tracker = self._trackers.get(frame.source)
         if tracker is None:
             tracker = self._trackers[frame.source] = self.make_tracker()
+        seen = self._seen.setdefault(frame.source, LastSeen())
         dets = frame.detections
+        if frame.predicted:  # no detector ran: report the followed tracks where they should be now
+            return frame.with_detections(Detections.concat([dets, seen.predicted(tracker)]))
         dets = dets.with_track_ids(tracker.update(dets.xyxy, dets.score, dets.class_id))
         if self.smooth_boxes:
             dets = dets.replace(xyxy=tracker.smoothed.astype(np.float32))
+        seen.remember(dets, tracker)
         self.context.report.setdefault("track_ids", {})[frame.source] = tracker.table.next_id - 1
         return frame.with_detections(dets)
 

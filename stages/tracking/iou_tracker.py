@@ -52,6 +52,9 @@ class IouTracker(Tracker):
     def _empty_columns(self) -> dict[str, np.ndarray]:
         return {"box": np.zeros((0, 4))}
 
+    def _coast(self) -> np.ndarray:
+        return self.table.columns["box"]  # no motion model: a track stays where it was last seen
+
     def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         boxes = self.table.columns["box"]
         ti, di = self.match(*self._candidates(boxes, xyxy, class_ids, self.iou_threshold))

@@ -31,6 +31,9 @@ class KalmanTracker(Tracker):
         self.table.columns["mean"], self.table.columns["cov"] = mean, cov
         return mean, self.kalman.boxes(mean)
 
+    def _coast(self) -> np.ndarray:
+        return self._predict()[1]
+
     def _correct_and_step(
         self, xyxy: np.ndarray, class_ids: np.ndarray, ti: np.ndarray, di: np.ndarray, new: np.ndarray
     ) -> np.ndarray:

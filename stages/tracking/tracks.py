@@ -170,6 +170,19 @@ class Tracker:
         self.smoothed = boxes.copy()
         return self._update(boxes, scores, class_ids)
 
+    def predict(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """One frame with no detector run (a gated detector skipped it): advance the motion model
+        and return (track ids, xyxy boxes, class ids) of the reported tracks followed up to now.
+        No track counts a miss, so stationary objects stay alive between re-checks."""
+        boxes = np.asarray(self._coast(), np.float64).reshape(-1, 4)
+        t = self.table
+        show = (t.misses == 0) & (t.ids != NO_TRACK)
+        return t.ids[show].copy(), boxes[show], t.class_id[show].copy()
+
+    def _coast(self) -> np.ndarray:
+        """Advance every track one frame without measurements; their boxes (T, 4)."""
+        raise NotImplementedError
+
     def _empty_columns(self) -> dict[str, np.ndarray]:
         raise NotImplementedError
 

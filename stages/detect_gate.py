@@ -1,0 +1,162 @@
+"""When a detector must run on a frame and when the tracker can predict it instead.
+
+Every detect.* kind takes a `gate:` block (`GateOptions`). With it, a detector runs on a frame
+when one of these holds, else it passes the frame on with `frame.predicted = True` (a tracker
+after it then reports its predicted boxes, marked `"predicted": true` in results.jsonl):
+
+- nothing is known about motion (`frame.motion is None`: no `filter.motion` before it);
+- the frame has motion that the last inference does not explain: a motion box lying mostly
+  (`covered`) inside a box the detector last found (grown by `margin`) is that object moving in
+  place (a person at a table) and waits for its re-check; motion anywhere else (someone
+  entering, an object walking out of its box) runs the detector;
+- objects are being followed and their re-check is due: the detector's own last inference on
+  this source found an object scoring >= `min_score`, and `recheck_every` frames have passed
+  (stationary objects stay alive in the tracker and are re-detected at this interval);
+- the last inference found nothing although the one before it did: run again on the next
+  frame (`confirm_gone` times) before believing the object left without moving;
+- `max_interval` frames have passed since the last inference, whatever else.
+
+The detector judges "objects are being followed" from its own last results rather than asking
+the tracker (which runs after it): no message has to go back up the pipeline, and it keeps
+each stage's state its own. The gate keeps this per source, so a gated detector is stateful
+(one worker). `DetectGate` is pure bookkeeping: no images, testable on sequence numbers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+from pydantic import Field
+
+from pipeline.frame import Detections, Frame
+from pipeline.stage import Options
+
+
+class GateOptions(Options):
+    """Options of a detector's `gate:` block (frames are frames of the source, after `every`)."""
+
+    recheck_every: int = Field(
+        5, ge=1, description="re-detect objects found by the last inference every this many frames"
+    )
+    max_interval: int = Field(
+        50, ge=1, description="run at least once in this many frames, even with no motion and nothing found"
+    )
+    min_score: float = Field(
+        0.5, ge=0, le=1, description="a detection scoring >= this (0..1) counts as an object to re-check"
+    )
+    confirm_gone: int = Field(
+        2,
+        ge=0,
+        description="after objects vanish without motion, run on this many more frames to confirm",
+    )
+    covered: float = Field(
+        0.8,
+        gt=0,
+        le=1.01,
+        description="motion lying at least this fraction (0..1) inside a box found by the last inference "
+        "waits for the re-check (above 1: any motion runs the detector)",
+    )
+    margin: float = Field(
+        0.15, ge=0, le=2, description="grow the found boxes by this fraction of their size on each side"
+    )
+
+
+def unexplained(motion: np.ndarray, objects: np.ndarray, covered: float, margin: float) -> bool:
+    """Whether some motion box (M, 4) lies less than `covered` (fraction of its area) inside every
+    object box (K, 4) grown by `margin` (fraction of its width/height on each side); xyxy px."""
+    if len(motion) == 0:
+        return False
+    if len(objects) == 0 or covered > 1:
+        return True
+    wh = objects[:, 2:] - objects[:, :2]
+    grown = np.concatenate([objects[:, :2] - margin * wh, objects[:, 2:] + margin * wh], axis=1)
+    m = motion[:, None, :]
+    g = grown[None, :, :]
+    iw = np.clip(np.minimum(m[..., 2], g[..., 2]) - np.maximum(m[..., 0], g[..., 0]), 0, None)
+    ih = np.clip(np.minimum(m[..., 3], g[..., 3]) - np.maximum(m[..., 1], g[..., 1]), 0, None)
+    area = np.maximum((motion[:, 2] - motion[:, 0]) * (motion[:, 3] - motion[:, 1]), 1e-6)
+    inside = (iw * ih).max(axis=1) / area
+    return bool((inside < covered).any())
+
+
+@dataclass
+class _SourceState:
+    last_run: int = -(10**9)  # seq of the last inference
+    seen: bool = False  # the last inference found an object
+    objects: np.ndarray = field(default_factory=lambda: np.zeros((0, 4), np.float32))  # what it found
+    empty_runs: int = 0  # inferences in a row that found nothing after one that found something
+
+
+class DetectGate:
+    """Per-source decisions of one detector, plus the frames inferred and skipped.
+
+    options None: not gated, every frame is inferred (and counted).
+    """
+
+    def __init__(self, options: GateOptions | None) -> None:
+        self.options = options
+        self._sources: dict[str, _SourceState] = {}
+        self.inferred = 0
+        self.skipped = 0
+
+    def should_run(self, frame: Frame) -> bool:
+        """Whether the detector must run on `frame` (counts the decision)."""
+        o = self.options
+        if o is None:
+            self.inferred += 1
+            return True
+        state = self._sources.setdefault(frame.source, _SourceState())
+        since = frame.seq - state.last_run
+        run = (
+            frame.motion is None
+            or unexplained(frame.motion, state.objects, o.covered, o.margin)
+            or since >= o.max_interval
+            or (state.seen and since >= o.recheck_every)
+            or 0 < state.empty_runs <= o.confirm_gone
+        )
+        if run:
+            self.inferred += 1
+            state.last_run = frame.seq
+        else:
+            self.skipped += 1
+        return run
+
+    def ran(self, frame: Frame, found: Detections) -> None:
+        """Record what the inference on `frame` found (its kept detections)."""
+        if self.options is None:
+            return
+        state = self._sources.setdefault(frame.source, _SourceState())
+        state.objects = found.xyxy[found.score >= self.options.min_score]
+        seen = len(state.objects) > 0
+        if seen:
+            state.empty_runs = 0
+        elif state.seen or state.empty_runs:
+            state.empty_runs += 1
+        state.seen = seen
+
+    def end_stream(self, source: str) -> None:
+        self._sources.pop(source, None)
+
+    def report(self) -> dict[str, int]:
+        return {"inferred": self.inferred, "skipped": self.skipped}
+
+
+def detect_gated(
+    gate: DetectGate, frames: Sequence[Frame], find: Callable[[list[Frame]], list[Detections]]
+) -> list[Frame]:
+    """Run `find` (frames -> their new detections) on the frames the gate lets through and append
+    what it found; the others go on unchanged with `predicted = True`. Order is kept."""
+    run = [gate.should_run(f) for f in frames]
+    todo = [f for f, r in zip(frames, run, strict=True) if r]
+    found = iter(find(todo) if todo else [])
+    out: list[Frame] = []
+    for frame, r in zip(frames, run, strict=True):
+        if not r:
+            out.append(frame.replace(predicted=True))
+            continue
+        det = next(found)
+        gate.ran(frame, det)
+        out.append(frame.with_detections(Detections.concat([frame.detections, det])))
+    return out
