@@ -83,7 +83,7 @@ class HogDetector(Stage[HogOptions]):
 
     def setup(self) -> None:
         hog = cv2.HOGDescriptor()  # one per stage: detectMultiScale is not safe to share across threads
-        hog.setSVMDetector(cv2.HOGDescriptor_getDefaultPeopleDetector())
+        hog.setSVMDetector(np.asarray(cv2.HOGDescriptor.getDefaultPeopleDetector(), np.float32))
         self._hog = hog
         self.context.report["models"] = [
             {"model": "opencv-hog-people", "backend": "opencv", "device": "CPU", "precision": "f32"}

@@ -22,6 +22,7 @@ import cv2
 import numpy as np
 
 Polygon = Sequence[Sequence[float]]
+_KERNEL = np.ones((3, 3), np.uint8)  # dilation: 8-connected growth by one pixel a pass
 
 
 def polygon_mask(shape: tuple[int, int], polygons: Sequence[Polygon], scale: float = 1.0) -> np.ndarray:
@@ -141,7 +142,7 @@ class MotionDetector:
             h, w = image.shape[:2]
             return np.array([[0, 0, w, h]], np.float32)
         if s.dilate:
-            changed = cv2.dilate(changed, None, iterations=s.dilate)
+            changed = cv2.dilate(changed, _KERNEL, iterations=s.dilate)
         boxes = mask_boxes(changed, s.min_area) / self._scale
         h, w = image.shape[:2]
         np.clip(boxes, 0, [w, h, w, h], out=boxes)

@@ -1,4 +1,4 @@
-"""`vigil bench transport|pipeline|models|trackers|classify`: the benchmarks in `benchmarks/`.
+"""`vigil bench transport|pipeline|models|trackers|classify|capacity`: the benchmarks in `benchmarks/`.
 
 Each verb parses its options, calls the benchmark module's `run(...)`, prints its table and,
 with `--json FILE`, writes the rows. The benchmark modules are imported only when asked for.
@@ -80,6 +80,36 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_capacity(args: argparse.Namespace) -> int:
+    """Real-time cameras sustained, gated vs not gated."""
+    from benchmarks import capacity
+
+    config = load_pipeline(args)
+    if not config.sources:
+        raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
+    rows = capacity.run(config, args.fps, args.seconds, args.max_cameras)
+    note = f"{args.seconds:g} s a trial" if args.seconds else "the whole source a trial"
+    print(capacity.format_rows(rows, args.fps, note))
+    write_json(args, rows)
+    return 0
+
+
+def _add_capacity(bsub: Any) -> argparse.ArgumentParser:
+    ca = bsub.add_parser(
+        "capacity",
+        help="how many real-time copies of the source run with no drops and p99 latency under one "
+        "frame interval, with gating and without",
+    )
+    add_config_options(ca)
+    ca.add_argument("--fps", type=float, default=10.0, help="camera frame rate (default 10)")
+    ca.add_argument(
+        "--seconds", type=float, default=None, help="length of each trial (default: the whole source)"
+    )
+    ca.add_argument("--max-cameras", type=int, default=64, help="stop raising the count here (default 64)")
+    ca.set_defaults(func=cmd_capacity)
+    return ca
+
+
 def _add_models(bsub: Any) -> argparse.ArgumentParser:
     mo = bsub.add_parser("models", help="load time, latency p50 and throughput per model x backend x device")
     mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
@@ -126,5 +156,5 @@ def add_commands(sub: Any) -> None:
     )
     tk.add_argument("--frames", type=int, default=60, help="timed frames per size (default 60)")
     tk.set_defaults(func=cmd_trackers)
-    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub)):
+    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_capacity(bsub)):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
