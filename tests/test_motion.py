@@ -174,3 +174,30 @@ def test_wire_carries_motion_boxes_and_the_predicted_mark():
     header = json.loads(encode(frame)[0])
     old = {k: v for k, v in header.items() if k not in ("mo", "pr")}  # a sender without these fields
     assert decode([json.dumps(old).encode(), *encode(frame)[1:]]).message.motion is None
+
+
+# -------------------------------------------------------------------------------------- benchmark
+def test_capacity_benchmark_turns_gating_off_for_its_baseline():
+    from benchmarks.capacity import ungated
+    from pipeline.config import load_config
+
+    config = load_config("configs/people_counting_gated.yaml")
+    plain = ungated(config)
+    assert [s.kind for s in plain.stages] == [s.kind for s in config.stages if s.kind != "filter.motion"]
+    people = next(s for s in plain.stages if s.id == "people")
+    assert people.options.gate is None and "gate" not in people.with_
+    assert next(s for s in config.stages if s.id == "people").options.gate is not None  # not changed
+
+
+def test_capacity_benchmark_runs_real_time_cameras_and_reports_both_configs(tmp_path):
+    from benchmarks import capacity
+    from pipeline.config import load_config
+
+    config = load_config("configs/faces_haar.yaml")  # a short real-time trial of a model-free pipeline
+    rows = capacity.run(config, fps=10, seconds=1.0, limit=2)
+    assert [r["config"] for r in rows] == ["gated", "not gated"]
+    assert rows[1]["x_not_gated"] == 1.0
+    for row in rows:
+        assert 0 <= row["cameras"] <= 2 and row["trials"][0]["cameras"] == 1
+        assert row["cpu_ms_per_frame"] > 0
+    assert "p99 < 100 ms" in capacity.format_rows(rows, 10, "1 s a trial")
