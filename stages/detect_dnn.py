@@ -17,7 +17,7 @@ from pydantic import Field, field_validator
 from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import DetectGate, GateOptions, detect_gated
+from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
 
 if TYPE_CHECKING:
     from models.detectors import Detector
@@ -53,10 +53,7 @@ class DetectOptions(Options):
     layout: Literal["auto", "yolox", "yolov5", "yolov8"] = Field(
         "auto", description="output layout of your own YOLO file"
     )
-    gate: GateOptions | None = Field(
-        None,
-        description="run only on motion and periodic re-checks (needs filter.motion before, a tracker after)",
-    )
+    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
     @field_validator("roi")
     @classmethod

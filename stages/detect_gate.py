@@ -33,6 +33,14 @@ from pydantic import Field
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options
 
+GATE_DESCRIPTION = (
+    "run only when it matters (needs filter.motion before it and a tracker after it): "
+    "{recheck_every: 5 frames between re-checks of found objects, max_interval: 50 frames at most "
+    "between runs, min_score: 0.5 to count as found, confirm_gone: 2 runs after objects vanish, "
+    "covered: 0.8 of a motion box inside a found box to wait for the re-check, margin: 0.15 growth "
+    "of found boxes}; null: every frame"
+)
+
 
 class GateOptions(Options):
     """Options of a detector's `gate:` block (frames are frames of the source, after `every`)."""

@@ -18,7 +18,7 @@ from models.nms import nms
 from pipeline.errors import ModelError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import DetectGate, GateOptions, detect_gated
+from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -91,10 +91,7 @@ class HaarOptions(Options):
     )
     label: str = Field("face", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection")
-    gate: GateOptions | None = Field(
-        None,
-        description="run only on motion and periodic re-checks (needs filter.motion before, a tracker after)",
-    )
+    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
     @field_validator("scale_factor")
     @classmethod

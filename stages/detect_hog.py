@@ -16,7 +16,7 @@ from pydantic import Field
 from models.nms import nms
 from pipeline.frame import Detections, Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import DetectGate, GateOptions, detect_gated
+from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
 
 
 class HogOptions(Options):
@@ -36,10 +36,7 @@ class HogOptions(Options):
     overlap: float = Field(0.45, gt=0, le=1, description="IoU above which overlapping boxes are merged")
     label: str = Field("person", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection (0 = person in COCO)")
-    gate: GateOptions | None = Field(
-        None,
-        description="run only on motion and periodic re-checks (needs filter.motion before, a tracker after)",
-    )
+    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
 
 def hog_people(
