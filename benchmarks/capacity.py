@@ -1,11 +1,13 @@
 """`vigil bench capacity CONFIG --source FILE --fps 10`: how many cameras this machine sustains.
 
-A "camera" is one copy of the source, paced in real time at `fps` (`realtime: true`, `latest`
-links, as a live camera runs). A count is sustained when every frame of every copy comes out of
-the pipeline (no drops) and the p99 latency from capture to the end of the pipeline stays below
-one frame interval. The count is found by raising it: a one-camera run measures the CPU time a
-frame costs, the search starts a little below what that predicts and goes up one camera at a
-time until a count fails (down when the first guess already fails). The same search runs on
+A "camera" is one copy of the source, paced in real time at `fps` (`realtime: true`). A count
+is sustained when every frame of every copy comes out of the pipeline (no drops) and the p99
+latency from capture to the end of the pipeline stays below one frame interval. Links are
+lossless, so a pipeline that falls behind shows it as latency; with `latest` links (a live
+camera's default) one slow inference already drops the frame queued behind it downstream, so
+"no drops" would measure the worst hiccup rather than what the machine sustains. The count is found by raising it: a one-camera run measures the CPU time a
+frame costs, the search starts a little below what that predicts, doubles while the count holds, and
+bisects between the largest count that held and the smallest that failed. The same search runs on
 the config with gating off (no `filter.motion`, no `gate:`), on the same input in the same run,
 and the ratio of the two counts is the gain. Numbers are for this machine under its present
 load: only the ratio travels.
@@ -13,6 +15,7 @@ load: only the ratio travels.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import tempfile
@@ -26,6 +29,8 @@ import numpy as np
 
 from pipeline.config import PipelineConfig, SourceConfig
 from pipeline.frame import Frame
+
+log = logging.getLogger("vigil.bench")
 
 
 @dataclass
@@ -75,7 +80,7 @@ def _cameras(config: PipelineConfig, uri: str, count: int, every: int, frames: i
         )
         for i in range(count)
     ]
-    links = config.links.model_copy(update={"policy": "latest"})
+    links = config.links.model_copy(update={"policy": "lossless"})
     return config.model_copy(update={"sources": sources, "links": links})
 
 
@@ -126,7 +131,9 @@ def search(
     def attempt(count: int) -> Trial:
         nonlocal n
         n += 1
-        return trial(config, uri, count, fps, every, frames, out / f"t{n}")
+        result = trial(config, uri, count, fps, every, frames, out / f"t{n}")
+        log.info("capacity: %d cameras: %s", count, result)
+        return result
 
     one = attempt(1)
     trials = [one]
@@ -135,17 +142,21 @@ def search(
     cores = os.cpu_count() or 1
     # CPU % of one camera -> how many fit in the cores; start a bit below, then raise one by one.
     guess = max(1, min(limit, int(0.8 * 100 * cores / max(one.cpu_percent, 1.0))))
+    # Raise from the guess while it holds (doubling); once a count fails, bisect between the
+    # largest that held and the smallest that failed.
+    best, failed = 1, limit + 1
     count = max(2, guess)
-    result = attempt(count)
-    trials.append(result)
-    best = count if result.ok else 1
-    up = result.ok  # raise while it holds; lower until it holds
-    while (up and result.ok and count < limit) or (not up and not result.ok and count > 2):
-        count += 1 if up else -1
+    while best + 1 < failed:
         result = attempt(count)
         trials.append(result)
         if result.ok:
-            best = max(best, count)
+            best = count
+            count = min(count * 2, failed - 1, limit) if failed > limit else (best + failed) // 2
+        else:
+            failed = count
+            count = (best + failed) // 2
+        if count <= best:
+            break
     return best, trials
 
 
