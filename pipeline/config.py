@@ -294,6 +294,7 @@ def _friendly(err: ErrorDetails) -> str:
 def _describe(
     path: Path_, message: str, lines: dict[Path_, int], origin: str, overridden: Collection[Path_] = ()
 ) -> str:
+    message = " ".join(message.split())  # one problem, one line, whatever a validator wrote
     if any(tuple(path[: len(o)]) == o for o in overridden):
         return f"{format_path(path)}: {message} (from --set)"
     probe = tuple(path)

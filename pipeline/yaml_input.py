@@ -9,6 +9,7 @@ thousands of nested brackets, a Latin-1 file, a value PyYAML cannot construct) b
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
@@ -21,14 +22,22 @@ Path_ = tuple[str | int, ...]
 
 MAX_FILE_BYTES = 1_000_000  # real pipeline files are a few KB
 MAX_DEPTH = 64  # nesting levels, counting what aliases expand to
-MAX_VALUES = 100_000  # YAML values in the document once every alias is expanded
+MAX_VALUES = 50_000  # YAML values in the document once every alias is expanded
+
+
+_PLAIN_KEY = re.compile(r"[A-Za-z0-9_.<>-]+")
 
 
 def format_path(path: Sequence[Any]) -> str:
     """`("stages", 2, "with", "threshold")` -> `stages[2].with.threshold`."""
     out = ""
     for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif not _PLAIN_KEY.fullmatch(str(part)):  # a key with spaces or newlines stays one token
+            out += f"[{str(part)!r}]"
+        else:
+            out += f".{part}" if out else str(part)
     return out
 
 
@@ -116,8 +125,14 @@ class _StrictLoader(yaml.SafeLoader):
             ) from None
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!set ~`: a mapping tag on a scalar
+            raise yaml.constructor.ConstructorError(
+                None, None, f"expected a mapping for {node.tag}", node.start_mark
+            )
         seen: set[Any] = set()
         for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":  # `<<: *defaults`: merged keys may be overridden
+                continue
             key = self.construct_object(key_node, deep=deep)
             try:
                 hash(key)
@@ -174,6 +189,8 @@ def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[
             loader.dispose()
     except yaml.YAMLError as exc:
         raise ConfigError(f"{name}: {_yaml_error_line(exc, text)}") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # a PyYAML constructor gap (the fuzz test looks)
+        raise ConfigError(f"{name}: not valid YAML: cannot read a value ({exc})") from None
     if raw is None:
         raise ConfigError(f"{name}: the file is empty")
     if not isinstance(raw, dict):
