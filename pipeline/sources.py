@@ -180,7 +180,7 @@ class ImageReader(Reader):
             self.pos += 1
             # size hook (pipeline/image_limits.py): never hand an oversized or unknown file to a decoder
             if decode and (refusal := image_file_refusal(path, self.cfg.max_pixels)):
-                log.warning("source %s: skipped image %s: %s", self.cfg.id, path, refusal)
+                log.warning("source %s: skipped unreadable image %s: %s", self.cfg.id, path, refusal)
                 continue
             image = cv2.imread(str(path)) if decode else None
             if decode and image is None:
