@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from pydantic_core import ErrorDetails
 
 from pipeline.errors import ConfigError
+from pipeline.redact import redact_uri
 from pipeline.stage import get_kind
 from pipeline.yaml_input import Path_, format_path, load_value, parse_yaml, read_text
 
@@ -32,6 +33,7 @@ __all__ = [
     "load_config",
     "max_threads",
     "parse_yaml",
+    "replace_sources",
     "validate",
 ]
 
@@ -416,3 +418,23 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     raw, lines = parse_yaml(read_text(p), str(p))
     overridden = apply_overrides(raw, overrides) if overrides else set()
     return validate(raw, lines, str(p), overridden=overridden)
+
+
+def replace_sources(config: PipelineConfig, uris: Sequence[str]) -> None:
+    """`--source URI` (repeatable): replace the file's sources, keeping the first one's options, with
+    the same bounds as the file (count, max_pixels); ConfigError names the --source value."""
+    if len(uris) > MAX_SOURCES:
+        raise ConfigError(f"--source given {len(uris)} times; at most {MAX_SOURCES} sources")
+    first = config.sources[0] if config.sources else None
+    keep = first.model_dump(exclude={"uri", "id"}) if first else {}
+    sources = []
+    for i, uri in enumerate(u.strip() for u in uris):
+        source_id = first.id if first and len(uris) == 1 else f"cam{i}"
+        try:
+            sources.append(SourceConfig(id=source_id, uri=uri, **keep))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            pe = err.get("ctx", {}).get("error")
+            message = pe.message if isinstance(pe, _PathError) else _friendly(err)
+            raise ConfigError(f"--source {redact_uri(uri)!r}: {message}") from None
+    config.sources = sources
