@@ -7,6 +7,7 @@ validated by the stage kind's own `Options` model.
 
 from __future__ import annotations
 
+import copy
 import os
 import re
 from collections.abc import Collection, Sequence
@@ -33,7 +34,8 @@ __all__ = [
     "load_config",
     "max_threads",
     "parse_yaml",
-    "replace_sources",
+    "config_from_dict",
+    "with_sources",
     "validate",
 ]
 
@@ -420,21 +422,31 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     return validate(raw, lines, str(p), overridden=overridden)
 
 
-def replace_sources(config: PipelineConfig, uris: Sequence[str]) -> None:
-    """`--source URI` (repeatable): replace the file's sources, keeping the first one's options, with
-    the same bounds as the file (count, max_pixels); ConfigError names the --source value."""
+def config_from_dict(data: dict[str, Any], name: str = "<pipeline>") -> PipelineConfig:
+    """Validate a pipeline built in code (the same checks and messages as a file, without lines)."""
+    return validate(copy.deepcopy(data), {}, name, origin="dict")
+
+
+def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineConfig:
+    """The pipeline with its sources replaced by `uris` (what `--source` does).
+
+    One uri keeps the first source's id and options; several become cam0, cam1, ... with the
+    first source's options. Bounded like a file (at most MAX_SOURCES, max_pixels): a bad uri is a
+    ConfigError naming it (credentials masked).
+    """
     if len(uris) > MAX_SOURCES:
         raise ConfigError(f"--source given {len(uris)} times; at most {MAX_SOURCES} sources")
     first = config.sources[0] if config.sources else None
     keep = first.model_dump(exclude={"uri", "id"}) if first else {}
+    items = [u.strip() if isinstance(u, str) else u for u in uris]
     sources = []
-    for i, uri in enumerate(u.strip() for u in uris):
-        source_id = first.id if first and len(uris) == 1 else f"cam{i}"
+    for i, uri in enumerate(items):
+        source_id = first.id if first and len(items) == 1 else f"cam{i}"
         try:
             sources.append(SourceConfig(id=source_id, uri=uri, **keep))
         except ValidationError as exc:
             err = exc.errors()[0]
             pe = err.get("ctx", {}).get("error")
             message = pe.message if isinstance(pe, _PathError) else _friendly(err)
-            raise ConfigError(f"--source {redact_uri(uri)!r}: {message}") from None
-    config.sources = sources
+            raise ConfigError(f"--source {redact_uri(str(uri))!r}: {message}") from None
+    return config.model_copy(update={"sources": sources})

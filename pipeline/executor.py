@@ -7,15 +7,14 @@ behaves identically whatever its placement.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any, Protocol
 
 from pipeline.errors import VigilError
 from pipeline.frame import Frame
 from pipeline.stage import Stage
-from pipeline.transport import LinkReceiver
 from pipeline.wire import Control, Envelope, Message, StreamEnd, StreamStart
 
 log = logging.getLogger("vigil.runner")
@@ -33,7 +32,7 @@ class StageExecutor:
 
     def __init__(
         self,
-        stage: Stage,
+        stage: Stage[Any],
         on_error: str = "skip",
         batch: int = 1,
         on_fatal: Callable[[str], None] | None = None,
@@ -43,6 +42,7 @@ class StageExecutor:
         self.on_fatal = on_fatal or (lambda msg: None)
         self.on_stop = on_stop or (lambda: None)
         self.state = ExecutorState()
+        self.busy_since: float | None = None  # monotonic time the stage entered process(), while in it
 
     @property
     def sid(self) -> str:
@@ -53,12 +53,15 @@ class StageExecutor:
         if self.state.failed:
             return [[f.replace(errors=(*f.errors, self.sid))] for f in frames]
         t0 = time.perf_counter()
+        self.busy_since = time.monotonic()
         try:
             results = self.stage.process_batch(frames) if len(frames) > 1 else [self.stage.process(frames[0])]
             if len(results) != len(frames):
                 raise RuntimeError(f"process_batch returned {len(results)} results for {len(frames)} frames")
         except Exception as exc:  # one bad frame must not end a surveillance run
             return [self._failed(f, exc) for f in frames]
+        finally:
+            self.busy_since = None
         per_frame = (time.perf_counter() - t0) / len(frames)
         if getattr(self.stage, "stop_requested", False):  # e.g. q pressed in a display window
             self.on_stop()
@@ -107,15 +110,22 @@ class StageExecutor:
 Emit = Callable[[list[Message], int], None]
 
 
-def serve(
-    executor: StageExecutor,
-    receiver: LinkReceiver,
-    emit: Emit,
-    stop: threading.Event,
-    until_sources: set[str] | None = None,
-) -> None:
-    """Receive, process, emit until a `stop` control, the end of every source in `until_sources`,
-    or the `stop` event (abort). Frames waiting together are batched up to `executor.batch`."""
+class Receiver(Protocol):
+    """What `serve` reads from: a link receiver, or a wrapper that counts what it hands out."""
+
+    def recv(self, timeout_ms: int = ...) -> Envelope | None: ...
+
+
+class StopSignal(Protocol):
+    """A threading.Event or a multiprocessing Event: polled to stop at once (abort)."""
+
+    def is_set(self) -> bool: ...
+
+
+def serve(executor: StageExecutor, receiver: Receiver, emit: Emit, stop: StopSignal) -> Control | None:
+    """Receive, process, emit until a `stop` control arrives (returned, for the caller to pass
+    on) or `stop` is set (abort: None). Frames waiting together are batched up to
+    `executor.batch`; stream start/end go through the stage's hooks in order."""
     pending: Envelope | None = None
     while not stop.is_set():
         env = pending or receiver.recv()
@@ -125,22 +135,27 @@ def serve(
         msg = env.message
         if isinstance(msg, Control):
             if msg.type == "stop":
-                return
+                return msg
             continue
         if not isinstance(msg, Frame):
             emit(executor.handle_control(msg), env.ticket)
-            if until_sources is not None and until_sources <= executor.state.ended:
-                return
             continue
-        batch = [env]
-        while len(batch) < executor.batch:
-            nxt = receiver.recv(timeout_ms=0)
-            if nxt is None:
-                break
-            if not isinstance(nxt.message, Frame):
-                pending = nxt
-                break
-            batch.append(nxt)
+        batch, pending = _gather(receiver, env, executor.batch)
         results = executor.handle_frames([e.message for e in batch])  # type: ignore[misc]
         for e, out in zip(batch, results, strict=True):
             emit(out, e.ticket)
+    return None
+
+
+def _gather(receiver: Receiver, first: Envelope, size: int) -> tuple[list[Envelope], Envelope | None]:
+    """`first` plus the frames already waiting, up to `size`; a non-frame met on the way is
+    returned separately so it is handled after the batch, in order."""
+    batch = [first]
+    while len(batch) < size:
+        nxt = receiver.recv(timeout_ms=0)
+        if nxt is None:
+            break
+        if not isinstance(nxt.message, Frame):
+            return batch, nxt
+        batch.append(nxt)
+    return batch, None

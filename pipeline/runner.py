@@ -1,11 +1,14 @@
-"""Build the graph of a pipeline and run it: sources -> stages -> terminal, with a supervisor.
+"""Build the graph of a pipeline and run it: sources -> stages, with a supervisor.
 
 The runner owns every thread, process and socket. It opens the sources first (a bad source
 fails before anything starts), sets every stage up (a missing model fails before the first
-frame), then starts capturing. Ctrl-C/SIGTERM drains: captures end their streams, every
-stage flushes, sinks close their files. A second signal stops at once; sinks still close,
-so a video written so far stays valid. A run that makes no progress for
-`links.stall_timeout_s` is stopped with an error instead of hanging.
+frame), then starts capturing. Sources can be added to and removed from a running pipeline
+(`add_source`, `remove_source`): a removed source ends its stream like a file that ended, so
+every stage flushes it and sinks close its files. When every source has ended (and the run is
+not kept open for more), a `stop` control goes through the graph and each node exits after
+passing it on. Ctrl-C/SIGTERM drains; a second signal stops at once (sinks still close). A
+run where a stage holds work and nothing moves for `links.stall_timeout_s` is stopped with an
+error instead of hanging; a camera that is reconnecting is not a stall.
 """
 
 from __future__ import annotations
@@ -13,100 +16,229 @@ from __future__ import annotations
 import logging
 import math
 import os
+import queue
 import shutil
 import signal
 import tempfile
 import threading
 import time
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import cv2
 
 from pipeline.config import PipelineConfig, SourceConfig
-from pipeline.errors import ConfigError, StageError, VigilError
+from pipeline.dispatch import PoolPlan
+from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
-from pipeline.nodes import Node, StageNode
-from pipeline.pool import PoolNode
+from pipeline.node import RunHooks, StageNode
 from pipeline.progress import Progress
 from pipeline.sources import Reader, capture_loop, open_source
-from pipeline.stage import StageContext
-from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Stopped, endpoint
-from pipeline.wire import Message, StreamEnd
+from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
+from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
+from pipeline.wire import Control, Message, StreamEnd
+from pipeline.workers import WorkerSpec
+
+__all__ = ["RunResult", "Runner"]
 
 log = logging.getLogger("vigil.runner")
 HEAVY_FAMILIES = ("detect", "classify", "filter")  # stages that share the CPU budget
+RUN_DIR_PREFIX = "vigil-run-"  # + pid: sockets of one run, under the temp folder
+LEAF_QUEUE = 64  # leaf messages waiting for the supervisor (backpressure beyond that)
 
 
 @dataclass
-class RunResult:
-    status: str  # completed | stopped | failed | aborted
-    exit_code: int
-    summary: dict[str, Any]
+class _Source:
+    cfg: SourceConfig
+    reader: Reader
+    stop: threading.Event = field(default_factory=threading.Event)
+    thread: threading.Thread | None = None
+    end: str | None = None  # eos | stopped | removed | error | aborted
+    error: str | None = None
+    removed: bool = False
+    leaf_ends: int = 0
+    ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
+    frames_done: int = 0
+
+
+@dataclass
+class _Graph:
+    """The built pipeline: nodes, their links, and where sources send."""
+
+    nodes: list[StageNode]
+    stats: dict[str, LinkStats]
+    first: str  # address of the first stage's link
+    policy: Policy
+    transport: Transport
+    run_dir: str | None
+    leaves: list[str]
 
 
 class Runner:
-    def __init__(self, config: PipelineConfig, output_dir: str | Path = "out", quiet: bool = False) -> None:
-        if not config.sources:
+    """Runs one pipeline. `run()` blocks until the sources end (or the run is stopped).
+
+    keep_open: keep running when every source has ended (sources come and go through
+        `add_source`/`remove_source`; the run ends on `request_stop`).
+    on_result: called with every frame that leaves the pipeline (the first leaf stage), in
+        the supervising thread; it may block (backpressure).
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig,
+        output_dir: str | Path = "out",
+        quiet: bool = False,
+        *,
+        keep_open: bool = False,
+        on_result: Callable[[Frame], None] | None = None,
+    ) -> None:
+        if not config.sources and not keep_open:
             raise ConfigError("no source: give one in the file (sources:) or with --source")
         self.config, self.output_dir, self.quiet = config, Path(output_dir), quiet
-        self.capture_stop = threading.Event()  # drain: captures end their streams
+        self.keep_open, self.on_result = keep_open, on_result
         self.abort = threading.Event()  # stop now
-        self.failure: str | None = None
+        self.failures: list[str] = []  # every failure; the first one decides the exit code
         self.failure_code = 0
-        self.failures: list[str] = []  # every failure, the first one decides the exit code
         self.stop_requested = False
-        self._processing_started: float | None = None  # when the first capture started
+        self._sources: dict[str, _Source] = {}
+        self._infos: dict[str, SourceInfo] = {}  # shared with in-process stage contexts
+        self._leaf_messages: queue.Queue[tuple[str, Message]] = queue.Queue(LEAF_QUEUE)
+        self._graph: _Graph | None = None
+        self._accepting = threading.Event()  # set while sources may be added
+        self._closing = False
+        self._processing_started: float | None = None
         self._signals = 0
-        self._lock = threading.Lock()
+        self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------ control
+    @property
+    def failure(self) -> str | None:
+        return self.failures[0] if self.failures else None
+
     def request_stop(self) -> None:
         """Drain: every source ends its stream, stages flush, sinks close."""
-        self.stop_requested = True
-        self.capture_stop.set()
+        with self._lock:
+            self.stop_requested = True
+        self._stop_captures()
+
+    def _stop_captures(self) -> None:
+        with self._lock:
+            for src in self._sources.values():
+                src.stop.set()
 
     def stop_now(self) -> None:
-        self.capture_stop.set()
+        self.request_stop()
         self.abort.set()
 
     def _fatal(self, message: str, code: int = StageError.exit_code) -> None:
         with self._lock:
             self.failures.append(message)
-            if self.failure is None:
-                self.failure, self.failure_code = message, code
+            if len(self.failures) == 1:
+                self.failure_code = code
         self.request_stop()
 
     def _on_signal(self, signum: int, _frame: Any) -> None:
         self._signals += 1
         if self._signals == 1:
-            log.warning(
-                "%s: draining (finishing frames in flight, closing outputs); again to stop now",
-                signal.Signals(signum).name,
-            )
+            name = signal.Signals(signum).name
+            log.warning("%s: draining (finishing frames in flight, closing outputs); again to stop now", name)
             self.request_stop()
         else:
             log.warning("stopping now")
             self.stop_now()
 
+    # ------------------------------------------------------------------------------ sources
+    def add_source(self, cfg: SourceConfig, timeout_s: float = 60.0) -> SourceInfo:
+        """Open a source and start it in the running pipeline; returns what it announced.
+
+        Raises ConfigError for an id in use or a run that is ending, SourceError when it cannot
+        be opened. Waits up to `timeout_s` for the pipeline to be ready.
+        """
+        if not self._accepting.wait(timeout_s):
+            raise ConfigError("the pipeline is not running: cannot add a source")
+        self._check_new_id(cfg.id)
+        reader = open_source(cfg)  # slow for streams: outside the lock
+        with self._lock:
+            try:
+                self._check_new_id(cfg.id)
+            except ConfigError:
+                reader.close()
+                raise
+            src = self._sources[cfg.id] = _Source(cfg, reader)
+            self._infos[cfg.id] = reader.info
+        self._start_capture(src)
+        log.info("source %s added (%s)", cfg.id, reader.info.kind)
+        return reader.info
+
+    def _check_new_id(self, source_id: str) -> None:
+        with self._lock:
+            if self._closing or self.stop_requested or not self._accepting.is_set():
+                raise ConfigError("the run is ending: cannot add a source")
+            old = self._sources.get(source_id)
+            if old is not None and not old.ended.is_set():
+                raise ConfigError(f"source id {source_id!r} is in use")
+
+    def remove_source(self, source_id: str, timeout_s: float | None = 30.0) -> str:
+        """End a source's stream cleanly (stages flush it, sinks close its files); other sources
+        go on. Returns once its end has reached every leaf stage, with how it ended."""
+        with self._lock:
+            src = self._sources.get(source_id)
+            if src is None or src.ended.is_set():
+                raise ConfigError(f"no running source {source_id!r}")
+            src.removed = True
+            src.stop.set()
+        if not src.ended.wait(timeout_s):
+            raise StageError(f"source {source_id!r} did not end within {timeout_s}s")
+        return src.end or "removed"
+
+    def source_ids(self) -> list[str]:
+        """Sources of this run that have not ended yet."""
+        with self._lock:
+            return [sid for sid, s in self._sources.items() if not s.ended.is_set()]
+
+    def _open_sources(self) -> None:
+        try:
+            for cfg in self.config.sources:
+                reader = open_source(cfg)
+                self._sources[cfg.id] = _Source(cfg, reader)
+                self._infos[cfg.id] = reader.info
+        except VigilError:
+            for src in self._sources.values():
+                src.reader.close()
+            raise
+
+    def _start_capture(self, src: _Source) -> None:
+        thread = threading.Thread(
+            target=self._capture, args=(src,), name=f"capture-{src.cfg.id}", daemon=True
+        )
+        try:
+            thread.start()
+        except RuntimeError as exc:  # e.g. "can't start new thread" when the process is at its limit
+            raise SourceError(f"source {src.cfg.id}: cannot start its capture thread: {exc}") from exc
+        src.thread = thread
+
+    def _capture(self, src: _Source) -> None:
+        graph = self._graph
+        assert graph is not None  # captures start after the graph is built
+        sender = LinkSender(
+            graph.first, graph.policy, self.config.links.capacity, graph.stats[graph.nodes[0].id]
+        )
+        try:
+            end = capture_loop(src.reader, src.cfg, lambda m: sender.send(m, self.abort), src.stop)
+            src.end, src.error = ("removed" if src.removed else end.reason), end.error
+        except Stopped:
+            src.end = "aborted"
+        finally:
+            sender.close(linger_ms=0 if self.abort.is_set() else 2000)
+
     # ------------------------------------------------------------------------------ build
-    def _policy(self, infos: dict[str, SourceInfo]) -> str:
+    def _policy(self) -> Policy:
         policy = self.config.links.policy
         if policy == "auto":
-            return "latest" if any(i.live for i in infos.values()) else "lossless"
+            return "latest" if any(i.live for i in self._infos.values()) else "lossless"
         return policy
-
-    def _open_sources(self) -> dict[str, tuple[SourceConfig, Reader]]:
-        opened: dict[str, tuple[SourceConfig, Reader]] = {}
-        try:
-            for src in self.config.sources:
-                opened[src.id] = (src, open_source(src))
-        except VigilError:
-            for _, reader in opened.values():
-                reader.close()
-            raise
-        return opened
 
     def _budget(self) -> tuple[int, dict[str, int]]:
         """(OpenCV threads, threads per stage).
@@ -117,117 +249,83 @@ class Runner:
         (`vigil bench pipeline`, README). `threads:` on a stage or the pipeline overrides.
         """
         total = self.config.threads or os.cpu_count() or 1
-        heavy = [
-            s for s in self.config.stages if s.kind.split(".")[0] in HEAVY_FAMILIES
-        ] or self.config.stages
+        stages = self.config.stages
+        heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES] or stages
         share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy))))
-        return total, {s.id: s.threads or share for s in self.config.stages}
+        return total, {s.id: s.threads or share for s in stages}
 
-    def run(self) -> RunResult:
-        started = time.time()
-        readers = self._open_sources()
-        infos = {sid: r.info for sid, (_, r) in readers.items()}
-        policy = self._policy(infos)
+    def _build(self) -> _Graph:
         links = self.config.links
-        transport = "inproc" if links.transport == "auto" else links.transport
-        run_dir = (
-            tempfile.mkdtemp(prefix="vigil-run-")
-            if transport == "ipc" or any(s.placement == "process" for s in self.config.stages)
-            else None
-        )
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        transport: Transport = "inproc" if links.transport == "auto" else links.transport
+        processes = any(s.placement == "process" for s in self.config.stages)
+        run_dir = None
+        if transport == "ipc" or processes:
+            remove_stale_run_dirs()
+            run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
+        policy = self._policy()
         opencv_threads, budget = self._budget()
         cv2.setNumThreads(opencv_threads)
-        sources = set(infos)
-
+        stages = self.config.stages
         # Receivers bind first; every socket is then handed to the one thread that uses it.
-        stats = {s.id: LinkStats(s.id) for s in self.config.stages}
+        stats = {s.id: LinkStats(s.id) for s in stages}
         receivers = {
             s.id: LinkReceiver(
                 endpoint(transport, s.id, links.host, run_dir), policy, links.capacity, stats[s.id]
             )
-            for s in self.config.stages
+            for s in stages
         }
-        terminal = LinkReceiver(endpoint(transport, "terminal", links.host, run_dir), "lossless", 64)
-        children: dict[str, list[str]] = {s.id: [] for s in self.config.stages}
-        for i, s in enumerate(self.config.stages[1:], start=1):
-            children[self.config.parent_of(i)].append(s.id)  # type: ignore[index]
+        children: dict[str, list[str]] = {s.id: [] for s in stages}
+        for i, s in enumerate(stages[1:], start=1):
+            children[self.config.parent_of(i) or stages[0].id].append(s.id)
         leaves = [sid for sid, kids in children.items() if not kids]
-
-        nodes: list[Node] = []
-        for s in self.config.stages:
+        level = logging.getLogger("vigil").getEffectiveLevel()
+        nodes = []
+        for s in stages:
             outputs = [
                 LinkSender(receivers[c].address, policy, links.capacity, stats[c]) for c in children[s.id]
             ]
-            if not children[s.id]:
-                primary = s.id == leaves[0]
-                outputs.append(
-                    LinkSender(terminal.address, "lossless", 64) if primary else _EndsOnly(terminal.address)
-                )
-            context = StageContext(
-                s.id, output_dir=self.output_dir, threads=budget[s.id], sources=dict(infos)
+            spec = WorkerSpec(
+                s.id, s.kind, s.with_, s.on_error, s.batch, budget[s.id], str(self.output_dir),
+                self._infos, links.capacity, level,
+            )  # fmt: skip
+            hooks = RunHooks(
+                self.abort, self._fatal, self.request_stop, self._on_leaf if s.id in leaves else None
             )
-            common = (s, context, receivers[s.id], outputs, sources, self.abort, self._fatal)
+            plan = None
             if s.workers > 1 or s.placement == "process":
-                inner = "ipc" if s.placement == "process" and transport == "inproc" else transport
-                nodes.append(PoolNode(*common, transport=inner, capacity=links.capacity, run_dir=run_dir))
-            else:
-                nodes.append(StageNode(*common, on_stop=self.request_stop))
-        self._leaves = len(leaves)
-        return self._execute(nodes, readers, receivers, stats, terminal, policy, transport, started, run_dir)
-
-    # ------------------------------------------------------------------------------ execute
-    def _execute(
-        self,
-        nodes: list[Node],
-        readers: dict[str, tuple[SourceConfig, Reader]],
-        receivers: dict[str, LinkReceiver],
-        stats: dict[str, LinkStats],
-        terminal: LinkReceiver,
-        policy: str,
-        transport: str,
-        started: float,
-        run_dir: str | None,
-    ) -> RunResult:
-        restore = self._install_signals()
-        captures: list[threading.Thread] = []
-        end_reasons: dict[str, str] = {}
-        done_frames: dict[str, int] = dict.fromkeys(readers, 0)
-        try:
-            for node in nodes:
-                node.start()
-            self._wait_ready(nodes)
-            self._processing_started = time.time()
-            first = receivers[self.config.stages[0].id].address
-            for sid, (cfg, reader) in readers.items():
-                t = threading.Thread(
-                    target=self._capture,
-                    args=(cfg, reader, first, policy, stats[self.config.stages[0].id], end_reasons),
-                    name=f"capture-{sid}",
-                    daemon=True,
+                inner: Transport = "ipc" if s.placement == "process" and transport == "inproc" else transport
+                plan = PoolPlan(
+                    s.workers, s.placement == "process", inner, links.capacity, s.on_error, run_dir
                 )
-                captures.append(t)
-                t.start()
-            total = sum((r.info.frames or 0) // cfg.every for cfg, r in readers.values() if not r.info.live)
-            for cfg, _ in readers.values():
-                total = min(total, cfg.max_frames * len(readers)) if cfg.max_frames else total
-            self._supervise(nodes, terminal, stats, done_frames, total or None)
+            nodes.append(StageNode(s, spec, receivers[s.id], outputs, hooks, plan))
+        first = receivers[stages[0].id].address
+        return _Graph(nodes, stats, first, policy, transport, run_dir, leaves)
+
+    # ------------------------------------------------------------------------------ run
+    def run(self) -> RunResult:
+        started = time.time()
+        self._open_sources()
+        self.output_dir.mkdir(parents=True, exist_ok=True)
+        graph = self._graph = self._build()
+        restore = self._install_signals()
+        try:
+            for node in graph.nodes:
+                node.start()
+            self._wait_ready(graph.nodes)
+            self._processing_started = time.time()
+            self._accepting.set()
+            for src in list(self._sources.values()):
+                self._start_capture(src)
+            self._supervise(graph)
         except VigilError as exc:
             self._fatal(str(exc), exc.exit_code)
             self.stop_now()
         finally:
-            self.capture_stop.set()
-            for t in captures:
-                t.join(timeout=10)
-            for node in nodes:
-                node.join(timeout=30)
-            terminal.close()
+            self._shutdown(graph)
             restore()
-            if run_dir:
-                shutil.rmtree(run_dir, ignore_errors=True)
-        return self._result(nodes, readers, stats, done_frames, end_reasons, policy, transport, started)
+        return self._result(graph, started)
 
-    def _wait_ready(self, nodes: list[Node]) -> None:
+    def _wait_ready(self, nodes: list[StageNode]) -> None:
         for node in nodes:
             while not node.ready.wait(0.1):
                 if self.failure:  # e.g. a worker process that died before it could report
@@ -237,148 +335,185 @@ class Runner:
             if node.failure:
                 raise _SetupFailed(node.failure, node.failure_code)
 
-    def _capture(
-        self,
-        cfg: SourceConfig,
-        reader: Reader,
-        address: str,
-        policy: str,
-        stats: LinkStats,
-        end_reasons: dict[str, str],
-    ) -> None:
-        sender = LinkSender(address, policy, self.config.links.capacity, stats)  # type: ignore[arg-type]
-        try:
-            end_reasons[cfg.id] = capture_loop(
-                reader, cfg, lambda m: sender.send(m, self.abort), self.capture_stop
-            )
-        except Stopped:
-            end_reasons[cfg.id] = "aborted"
-        finally:
-            sender.close(linger_ms=0 if self.abort.is_set() else 2000)
+    def _on_leaf(self, stage_id: str, msg: Message) -> None:
+        """A leaf stage's output (in that stage's thread): frames of the first leaf, every end."""
+        graph = self._graph
+        if isinstance(msg, Control) or graph is None:
+            return
+        if isinstance(msg, Frame) and stage_id != graph.leaves[0]:
+            return
+        while not self.abort.is_set():
+            try:
+                self._leaf_messages.put((stage_id, msg), timeout=0.1)
+                return
+            except queue.Full:
+                continue
 
-    def _supervise(
-        self,
-        nodes: list[Node],
-        terminal: LinkReceiver,
-        stats: dict[str, LinkStats],
-        done_frames: dict[str, int],
-        total: int | None,
-    ) -> None:
-        ends: dict[str, int] = dict.fromkeys(done_frames, 0)
-        last_progress, last_counter, quiet_after_exit = time.monotonic(), -1, 0
-        with Progress(total, disable=self.quiet) as bar:
+    def _total(self) -> int | None:
+        """Frames the run will produce, when every source is a file of known length."""
+        total = 0
+        for src in self._sources.values():
+            if src.reader.info.live or not src.reader.info.frames:
+                return None
+            n = src.reader.info.frames // src.cfg.every
+            total += min(n, src.cfg.max_frames) if src.cfg.max_frames else n
+        return total or None
+
+    def _supervise(self, graph: _Graph) -> None:
+        watchdog = _Watchdog(self.config.links.stall_timeout_s)
+        gone = 0
+        with Progress(self._total(), disable=self.quiet) as bar:
             while not self.abort.is_set():
-                env = terminal.recv(100)
-                if env is not None:
-                    msg = env.message
-                    if isinstance(msg, Frame):
-                        done_frames[msg.source] = done_frames.get(msg.source, 0) + 1
-                        bar.update(1)
-                    elif isinstance(msg, StreamEnd):
-                        ends[msg.source] = ends.get(msg.source, 0) + 1
-                        if all(v >= self._leaves for v in ends.values()):  # every leaf ended every source
-                            return
-                for node in nodes:
-                    node.metrics.sample_queue(stats[node.cfg.id].depth)
-                counter = sum(s.sent + s.received for s in stats.values()) + sum(done_frames.values())
-                now = time.monotonic()
-                if counter != last_counter:
-                    last_progress, last_counter = now, counter
-                elif now - last_progress > self.config.links.stall_timeout_s:
-                    depths = {sid: s.depth for sid, s in stats.items()}
+                msg: Message | None = None
+                try:
+                    msg = self._leaf_messages.get(timeout=0.1)[1]
+                except queue.Empty:
+                    pass
+                if msg is not None:
+                    self._count(msg, bar)
+                if self._finished():
+                    return
+                for node in graph.nodes:
+                    node.metrics.sample_queue(graph.stats[node.id].depth)
+                done = sum(s.frames_done for s in self._sources.values())
+                if watchdog.stalled(graph, done):
+                    depths = {sid: s.depth for sid, s in graph.stats.items()}
                     self._fatal(
-                        f"no frame moved for {self.config.links.stall_timeout_s:.0f}s (queue depths {depths}); "
-                        "stopping instead of hanging",
+                        f"no frame moved for {watchdog.timeout_s:.0f}s while stages held work "
+                        f"(queue depths {depths}); stopping instead of hanging",
                         6,
                     )
                     self.stop_now()
-                quiet_after_exit = (
-                    quiet_after_exit + 1 if env is None and not any(n.alive() for n in nodes) else 0
-                )
-                if quiet_after_exit > 5:  # every stage thread is gone and nothing is left in flight
+                gone = gone + 1 if msg is None and not any(n.alive() for n in graph.nodes) else 0
+                if gone > 5:  # every stage thread is gone and nothing is left in flight
                     self._fatal("every stage ended before the streams did")
                     return
 
-    def _install_signals(self) -> Any:
+    def _count(self, msg: Message, bar: Progress) -> None:
+        if isinstance(msg, Frame):
+            src = self._sources.get(msg.source)
+            if src is not None:
+                src.frames_done += 1
+            bar.update(1)
+            if self.on_result is not None:
+                self.on_result(msg)
+        elif isinstance(msg, StreamEnd):
+            src = self._sources.get(msg.source)
+            graph = self._graph
+            if src is not None and graph is not None:
+                src.leaf_ends += 1
+                if src.leaf_ends >= len(graph.leaves):
+                    src.ended.set()
+
+    def _finished(self) -> bool:
+        """Every source has ended everywhere and no more will come: close the graph."""
+        with self._lock:
+            if self.keep_open and not self.stop_requested:
+                return False
+            if not all(s.ended.is_set() for s in self._sources.values()):
+                return False
+            self._closing = True
+            self._accepting.clear()
+            return True
+
+    def _shutdown(self, graph: _Graph) -> None:
+        """Stop captures, pass the `stop` control through the graph, wait for every node."""
+        self._accepting.clear()
+        self._stop_captures()
+        for src in self._sources.values():
+            if src.thread is not None:
+                src.thread.join(timeout=10)
+            else:
+                src.reader.close()
+        if not self.abort.is_set():
+            stopper = LinkSender(graph.first, "lossless", self.config.links.capacity)
+            try:
+                stopper.send(Control("stop", {}), self.abort, timeout_s=10)
+            except (Stopped, TimeoutError):
+                self.abort.set()
+            finally:
+                stopper.close(linger_ms=2000)
+        for node in graph.nodes:
+            node.join(timeout=30)
+        if graph.run_dir:
+            shutil.rmtree(graph.run_dir, ignore_errors=True)
+
+    def _install_signals(self) -> Callable[[], None]:
         if threading.current_thread() is not threading.main_thread():
             return lambda: None
         old = {s: signal.signal(s, self._on_signal) for s in (signal.SIGINT, signal.SIGTERM)}
-        return lambda: [signal.signal(s, h) for s, h in old.items()]
 
-    def _result(
-        self,
-        nodes: list[Node],
-        readers: dict[str, tuple[SourceConfig, Reader]],
-        stats: dict[str, LinkStats],
-        done_frames: dict[str, int],
-        end_reasons: dict[str, str],
-        policy: str,
-        transport: str,
-        started: float,
-    ) -> RunResult:
-        ended = time.time()
-        duration = ended - started
-        processing_from = self._processing_started or ended
-        for node in nodes:
-            node.metrics.drops = stats[node.cfg.id].dropped
-        if self.failure:
-            status, code = ("failed", self.failure_code or StageError.exit_code)
-        elif self.abort.is_set():
-            status, code = "aborted", 130
-        elif self.stop_requested or any(r in ("stopped", "aborted") for r in end_reasons.values()):
-            status, code = "stopped", 130
-        else:
-            status, code = "completed", 0
-        frames = sum(done_frames.values())
-        summary: dict[str, Any] = {
-            "status": status,
-            "exit_code": code,
-            "error": self.failure,
-            "errors": list(self.failures),
-            "started": time.strftime("%Y-%m-%dT%H:%M:%S%z", time.localtime(started)),
-            "duration_s": round(duration, 3),
-            "setup_s": round(processing_from - started, 3),  # opening sources, loading models
-            "processing_s": round(ended - processing_from, 3),  # first frame captured to the end
-            "frames": frames,
-            "fps": round(frames / duration, 2) if duration > 0 else None,
-            "output_dir": str(self.output_dir),
-            "links": {"policy": policy, "transport": transport, "capacity": self.config.links.capacity},
-            "sources": {
-                sid: {
-                    "uri": r.info.uri,
-                    "kind": r.info.kind,
-                    "fps": r.info.fps,
-                    "size": [r.info.width, r.info.height],
-                    "frames_announced": r.info.frames,
-                    "frames_done": done_frames.get(sid, 0),
-                    "end": end_reasons.get(sid),
-                }
-                for sid, (_, r) in readers.items()
+        def restore() -> None:
+            for s, handler in old.items():
+                signal.signal(s, handler)
+
+        return restore
+
+    def _result(self, graph: _Graph, started: float) -> RunResult:
+        for node in graph.nodes:
+            node.metrics.drops = graph.stats[node.id].dropped
+        facts = RunFacts(
+            started=started,
+            processing_from=self._processing_started,
+            failures=list(self.failures),
+            failure_code=self.failure_code,
+            aborted=self.abort.is_set(),
+            stop_requested=self.stop_requested,
+            output_dir=str(self.output_dir),
+            links={
+                "policy": graph.policy,
+                "transport": graph.transport,
+                "capacity": self.config.links.capacity,
             },
-            "stages": {n.cfg.id: {**n.metrics.to_dict(), **_report(n)} for n in nodes},
+        )
+        outcomes = {
+            sid: SourceOutcome(s.reader.info, s.frames_done, s.end, s.error)
+            for sid, s in self._sources.items()
         }
-        summary["models"] = [
-            m for st in summary["stages"].values() for m in st.get("report", {}).get("models", [])
-        ]
-        return RunResult(status, code, summary)
+        return build_summary(facts, outcomes, graph.nodes)
 
 
-def _report(node: Node) -> dict[str, Any]:
-    report = getattr(node, "context", None)
-    return {"report": dict(report.report)} if report is not None and report.report else {}
+def remove_stale_run_dirs(root: str | None = None) -> list[Path]:
+    """Remove the socket folders of runs whose process is gone (killed before it could clean up)."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
+        pid = path.name[len(RUN_DIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
+
+
+class _Watchdog:
+    """Fires when stages hold work (a queue is not empty, or a stage is inside process()) and
+    nothing has moved for `timeout_s`. Idle is not a stall: a reconnecting camera sends nothing."""
+
+    def __init__(self, timeout_s: float) -> None:
+        self.timeout_s = timeout_s
+        self.last_counter = -1
+        self.last_move = time.monotonic()
+
+    def stalled(self, graph: _Graph, done: int) -> bool:
+        counter = sum(s.sent + s.received for s in graph.stats.values()) + done
+        now = time.monotonic()
+        holding = any(s.depth > 0 for s in graph.stats.values()) or any(n.busy() for n in graph.nodes)
+        if counter != self.last_counter or not holding:
+            self.last_counter, self.last_move = counter, now
+            return False
+        return now - self.last_move > self.timeout_s
 
 
 class _SetupFailed(VigilError):
     def __init__(self, message: str, code: int) -> None:
         super().__init__(message)
         self.exit_code = code
-
-
-class _EndsOnly(LinkSender):
-    """Secondary leaves tell the terminal only that their streams ended (frames are counted once)."""
-
-    def __init__(self, address: str) -> None:
-        super().__init__(address, "lossless", 64)
-
-    def send(self, msg: Message, stop: Any = None, **kw: Any) -> bool:  # type: ignore[override]
-        return True if isinstance(msg, Frame) else super().send(msg, stop, **kw)

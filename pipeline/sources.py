@@ -35,6 +35,14 @@ STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"}
 MAX_BAD_FRAMES = 25  # consecutive unreadable frames before a file counts as ended
 
 
+@dataclass(frozen=True)
+class CaptureEnd:
+    """Why a source's stream ended: eos | stopped | error (with what went wrong)."""
+
+    reason: str
+    error: str | None = None
+
+
 @dataclass
 class Captured:
     image: np.ndarray | None  # None when the frame was skipped without decoding
@@ -46,6 +54,7 @@ class Reader:
     """A source of decoded images. `read` returns None at the end of the stream."""
 
     info: SourceInfo
+    failure: str | None = None  # set when the stream ended because the source broke (not its end)
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         raise NotImplementedError
@@ -108,12 +117,12 @@ class FileReader(Reader):
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         if self._pending is not None:
-            image, self._pending = self._pending, None
-            return self._emit(image)
+            first, self._pending = self._pending, None
+            return self._emit(first)
         bad = 0
         while bad < MAX_BAD_FRAMES:
             if self.cap.grab():
-                image = self.cap.retrieve()[1] if decode else None
+                image: np.ndarray | None = self.cap.retrieve()[1] if decode else None
                 if not decode or image is not None:
                     if bad:
                         log.warning(
@@ -269,6 +278,7 @@ class LiveReader(Reader):
             limit = self.cfg.reconnect.max_attempts
             if limit is not None and attempts >= limit:
                 log.error("source %s: giving up after %d reconnect attempts", self.cfg.id, attempts)
+                self.failure = f"lost; gave up after {attempts} reconnect attempts"
                 return False
             delay = min(delay * 2, self.cfg.reconnect.max_delay_s)
 
@@ -330,11 +340,12 @@ def capture_loop(
     send: Callable[[Message], bool],
     stop: threading.Event,
     sleep: Callable[[float], bool] | None = None,
-) -> str:
-    """Read until the end or `stop`, sending StreamStart, frames, StreamEnd. Returns the end reason."""
+) -> CaptureEnd:
+    """Read until the end or `stop`, sending StreamStart, frames, StreamEnd. Says why it ended."""
     sleep = sleep or stop.wait
     send(StreamStart(reader.info))
     reason, seq, n, t0 = "eos", 0, 0, time.monotonic()
+    error: str | None = None
     size_guard = FrameSizeGuard(cfg.id, cfg.max_pixels)  # size hook: decoded frames over max_pixels
     try:
         while not stop.is_set():
@@ -362,12 +373,14 @@ def capture_loop(
                 break
         if stop.is_set():
             reason = "stopped"
+        elif reader.failure:
+            reason, error = "error", reader.failure
     except Stopped:  # the run is stopping now: not a capture failure
         raise
     except Exception as exc:  # a reader failure ends this source, not the run
         log.error("source %s: capture failed at frame %d: %s", cfg.id, seq, exc)
-        reason = "error"
+        reason, error = "error", f"capture failed at frame {seq}: {type(exc).__name__}: {exc}"
     finally:
         reader.close()
     send(StreamEnd(cfg.id, reason))
-    return reason
+    return CaptureEnd(reason, error)

@@ -50,17 +50,15 @@ class _Output:
 
 
 @register("sink.video")
-class VideoSink(Stage):
+class VideoSink(Stage[VideoSinkOptions]):
     """Write every frame it gets to a video file per source (same frame count and fps as the input
     on lossless links). The file is written in place and finalised by `end_stream`/`close`, so a
     run stopped with Ctrl-C still leaves a playable file. Frames pass through unchanged."""
 
-    Options = VideoSinkOptions
     stateful = True
 
     def __init__(self, options: VideoSinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: VideoSinkOptions = options
         self._infos: dict[str, SourceInfo] = {}
         self._outputs: dict[str, _Output] = {}
         self.written: list[Path] = []
@@ -90,7 +88,7 @@ class VideoSink(Stage):
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
         fourcc = self.fourcc(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter_fourcc(*fourcc), fps, (w, h))
+        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (w, h))
         if not writer.isOpened():
             raise ConfigError(
                 f"sink.video cannot open {path} with fourcc {fourcc!r} ({w}x{h} @ {fps:g} fps): "

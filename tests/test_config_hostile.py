@@ -289,20 +289,19 @@ def test_bounds_are_documented_where_vigil_stages_shows_them() -> None:
 # ------------------------------------------------------------------------------ --source values
 
 
-def test_replace_sources_keeps_options_and_bounds() -> None:
-    from pipeline.config import replace_sources
+def test_with_sources_keeps_options_and_bounds() -> None:
+    from pipeline.config import with_sources
 
     configs = Path(__file__).resolve().parents[1] / "configs" / "faces_haar.yaml"
-    config = load_config(configs, ["sources.0.every=3"])
-    replace_sources(config, [" a.mp4 ", "rtsp://cam/s"])
+    config = with_sources(load_config(configs, ["sources.0.every=3"]), [" a.mp4 ", "rtsp://cam/s"])
     assert [(s.id, s.uri, s.every) for s in config.sources] == [
         ("cam0", "a.mp4", 3),
         ("cam1", "rtsp://cam/s", 3),
     ]
     with pytest.raises(ConfigError) as info:
-        replace_sources(config, ["synthetic://100000x100000?pwd=x"])
+        with_sources(config, ["synthetic://100000x100000?pwd=x"])
     assert str(info.value) == (
         "--source 'synthetic://100000x100000?pwd=***': synthetic 100000x100000 is more than max_pixels (40000000)"
     )
     with pytest.raises(ConfigError, match="at most 64 sources"):
-        replace_sources(config, ["a.mp4"] * 65)
+        with_sources(config, ["a.mp4"] * 65)

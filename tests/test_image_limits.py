@@ -195,9 +195,9 @@ def test_decoded_frames_over_the_limit_are_skipped(caplog: pytest.LogCaptureFixt
     sent: list[object] = []
     cfg = SourceConfig(id="cam", uri="x.mp4", max_pixels=53 * 37)
     with caplog.at_level(logging.WARNING, logger="vigil.capture"):
-        reason = capture_loop(_BigFrames(6), cfg, lambda m: sent.append(m) or True, threading.Event())
+        end = capture_loop(_BigFrames(6), cfg, lambda m: sent.append(m) or True, threading.Event())
     frames = [m for m in sent if isinstance(m, Frame)]
-    assert reason == "eos"
+    assert end.reason == "eos" and end.error is None
     assert [f.index for f in frames] == [0, 2, 4]
     assert caplog.text.count("skipped frame") == 1  # the first is logged, then every 100th
 

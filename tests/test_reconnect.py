@@ -7,10 +7,10 @@ import logging
 import numpy as np
 import pytest
 
+from pipeline import sources
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
 from pipeline.sources import LiveReader
-from stages import capture
 
 
 class ScriptedCap:
@@ -84,4 +84,4 @@ def test_a_stream_that_never_opens_is_a_clear_error(monkeypatch):
 
 
 def test_passwords_are_not_logged():
-    assert capture._redact("rtsp://admin:s3cret@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
+    assert sources._redact("rtsp://admin:s3cret@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
