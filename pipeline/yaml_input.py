@@ -165,8 +165,8 @@ def _yaml_error_line(exc: yaml.YAMLError, text: str) -> str:
     """One line for any PyYAML error: the problem and where it is."""
     if isinstance(exc, _Refused):
         where = f" (line {exc.mark.line + 1})" if exc.mark else ""
-        shown = exc.path if len(exc.path) <= 10 else (*exc.path[:8], "...")  # a 64-deep path says nothing
-        return f"{format_path(shown) or '<top>'}: {exc.message}{where}"
+        shown = format_path(exc.path[:8]) + ("..." if len(exc.path) > 8 else "")  # 64 levels say nothing
+        return f"{shown or '<top>'}: {exc.message}{where}"
     if isinstance(exc, yaml.reader.ReaderError):
         line = text.count("\n", 0, exc.position) + 1
         column = exc.position - (text.rfind("\n", 0, exc.position) + 1) + 1
