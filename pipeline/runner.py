@@ -34,6 +34,7 @@ from pipeline.dispatch import PoolPlan
 from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.node import RunHooks, StageNode
+from pipeline.outputs import check_inputs_kept, prepare_output_dir
 from pipeline.progress import Progress
 from pipeline.sources import Reader, capture_loop, open_source
 from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
@@ -309,8 +310,9 @@ class Runner:
     # ------------------------------------------------------------------------------ run
     def run(self) -> RunResult:
         started = time.time()
+        prepare_output_dir(self.output_dir)  # before anything opens: a bad folder costs nothing
+        check_inputs_kept(self.config, self.output_dir)
         self._open_sources()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         graph = self._graph = self._build()
         restore = self._install_signals()
         try:
