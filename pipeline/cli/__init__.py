@@ -4,8 +4,7 @@ Each command group lives in its own module (`run`, `models`, `bench`, `eval`) an
 its verbs with an `add_commands(subparsers)` function; this module builds the parser and turns
 outcomes into exit codes. Exit codes: 0 success; 1 other error; 2 bad config or usage; 3 source;
 4 model; 5 a stage failed; 6 the run stalled; 7 an output could not be written; 130 stopped by a
-signal. Errors are one line (no
-traceback) unless --debug.
+signal. Errors are one line (no traceback) unless --debug.
 """
 
 from __future__ import annotations
