@@ -512,7 +512,9 @@ class _Watchdog:
         self.last_move = time.monotonic()
 
     def stalled(self, graph: _Graph, done: int) -> bool:
-        counter = sum(s.sent + s.received for s in graph.stats.values()) + done
+        # a worker restart is the pool working on the problem, not a stall
+        restarts = sum(n.metrics.restarts for n in graph.nodes)
+        counter = sum(s.sent + s.received for s in graph.stats.values()) + done + restarts
         now = time.monotonic()
         holding = any(s.depth > 0 for s in graph.stats.values()) or any(n.busy() for n in graph.nodes)
         if counter != self.last_counter or not holding:
