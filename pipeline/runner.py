@@ -362,14 +362,15 @@ class Runner:
         for src in self._sources.values():
             if src.reader.info.live or not src.reader.info.frames:
                 return None
-            n = src.reader.info.frames // src.cfg.every
+            n = -(-src.reader.info.frames // src.cfg.every)  # frames 0, every, 2*every, ... are kept
             total += min(n, src.cfg.max_frames) if src.cfg.max_frames else n
         return total or None
 
     def _supervise(self, graph: _Graph) -> None:
         watchdog = _Watchdog(self.config.links.stall_timeout_s)
         gone = 0
-        with Progress(self._total(), disable=self.quiet) as bar:
+        live = self.keep_open or any(s.reader.info.live for s in self._sources.values())
+        with Progress(self._total(), disable=self.quiet, live=live) as bar:
             while not self.abort.is_set():
                 msg: Message | None = None
                 try:
