@@ -35,7 +35,8 @@ from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.node import RunHooks, StageNode
 from pipeline.progress import Progress
-from pipeline.sources import Reader, capture_loop, open_source
+from pipeline.sources import Reader, capture_loop, open_source, redact
+from pipeline.status import RunStatus, SourceRate, SourceStatus, StageStatus, source_state
 from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
 from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
 from pipeline.wire import Control, Message, StreamEnd
@@ -60,6 +61,7 @@ class _Source:
     leaf_ends: int = 0
     ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
     frames_done: int = 0
+    rate: SourceRate = field(default_factory=SourceRate)  # for `Runner.status`
 
 
 @dataclass
@@ -196,6 +198,34 @@ class Runner:
         """Sources of this run that have not ended yet."""
         with self._lock:
             return [sid for sid, s in self._sources.items() if not s.ended.is_set()]
+
+    def status(self) -> RunStatus:
+        """A snapshot of every source and stage, safe to call from any thread while it runs."""
+        now = time.monotonic()
+        with self._lock:
+            sources = tuple(
+                SourceStatus(
+                    sid,
+                    redact(str(s.cfg.uri)),
+                    s.reader.info.kind,
+                    source_state(
+                        s.ended.is_set() or s.end is not None, s.end, s.reader.reconnecting, s.frames_done
+                    ),
+                    s.rate.fps(now),
+                    s.frames_done,
+                    s.rate.drops,
+                    s.rate.age(now),
+                    s.reader.reconnects,
+                    s.error,
+                )  # fmt: skip
+                for sid, s in self._sources.items()
+            )
+            running = self._accepting.is_set() and not self._closing
+        graph = self._graph
+        stages: tuple[StageStatus, ...] = ()
+        if graph is not None:
+            stages = tuple(_stage_status(n, graph.stats[n.id]) for n in graph.nodes)
+        return RunStatus(running, sources, stages, self.failure)
 
     def _open_sources(self) -> None:
         try:
@@ -390,6 +420,7 @@ class Runner:
             src = self._sources.get(msg.source)
             if src is not None:
                 src.frames_done += 1
+                src.rate.frame(msg.seq)
             bar.update(1)
             if self.on_result is not None:
                 self.on_result(msg)
@@ -467,6 +498,15 @@ class Runner:
             for sid, s in self._sources.items()
         }
         return build_summary(facts, outcomes, graph.nodes)
+
+
+def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
+    m = node.metrics
+    models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
+    return StageStatus(
+        node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
+        link.dropped, link.depth, models,
+    )  # fmt: skip
 
 
 class _Watchdog:
