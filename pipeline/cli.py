@@ -140,6 +140,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_models(sub)
     add_bench(sub)
     add_eval(sub)
+    from pipeline.service.command import add_parser as add_serve  # light: the stack loads on `serve`
+
+    add_serve(sub)
     return parser
 
 
