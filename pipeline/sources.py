@@ -311,7 +311,7 @@ class SyntheticReader(Reader):
         self.fps = float(q.get("fps", 25))
         rng = np.random.default_rng(0)
         self.background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-        self.cfg, self.index = cfg, 0
+        self.cfg, self.index, self._loops = cfg, 0, 0
         self.info = SourceInfo(
             cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime
         )
@@ -321,6 +321,7 @@ class SyntheticReader(Reader):
             if not self.cfg.loop:
                 return None
             self.index = 0
+            self._loops += 1  # media time goes on across loops, so `realtime` keeps pacing
         i = self.index
         self.index += 1
         image = None
@@ -330,7 +331,7 @@ class SyntheticReader(Reader):
             x = int((i * 7) % max(1, w - 60))
             cv2.rectangle(image, (x, h // 3), (x + 60, h // 3 + 60), (255, 255, 255), -1)
             cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
-        return Captured(image, i / self.fps, i)
+        return Captured(image, (self._loops * self.frames + i) / self.fps, i)
 
 
 def redact(uri: str) -> str:

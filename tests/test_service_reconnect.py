@@ -38,7 +38,12 @@ def _wait_state(client, sid: str, state: str, timeout_s: float = 20.0, min_frame
 def test_a_camera_that_drops_is_shown_reconnecting_then_running(tmp_path):
     camera = MJPEGCamera(fps=15).start()
     config = config_from_dict(
-        {"version": 1, "sources": [], "stages": [{"id": "draw", "kind": "render"}], "links": {"policy": "latest"}}
+        {
+            "version": 1,
+            "sources": [],
+            "stages": [{"id": "draw", "kind": "render"}],
+            "links": {"policy": "latest"},
+        }
     )
     try:
         with EmbeddedService(config, tmp_path) as svc, httpx.Client(base_url=svc.url, timeout=30) as client:
