@@ -6,7 +6,7 @@ Runs the service in this process on a free loopback port with N looped sample cl
 their own fps (like cameras, `latest` links), then measures in interleaved phases of equal length
   0 viewers, 1 viewer, 10 viewers, 0 viewers, 1 viewer, 10 viewers
 the pipeline's throughput (frames out of the pipeline per second, all streams), per-stream fps,
-p99 latency (capture to result) and the process RSS. Viewers are MJPEG clients on
+p99 latency (capture to result), the process RSS and CPU (% of one core). Viewers are MJPEG clients on
 /api/streams/ID/live, spread over the streams. The cost of viewers is the throughput of their
 phases over that of the 0-viewer phases, measured in this one run. With `haar` the detector
 saturates the CPU (as a surveillance box does), so a viewer's CPU shows up as lost fps.
@@ -92,12 +92,14 @@ def run_phase(
         c.start()
     time.sleep(min(2.0, seconds / 5))  # let the viewers connect
     tally.take()
-    started = time.monotonic()
+    parts0 = sum(c.parts for c in clients)  # what arrived while connecting does not count
+    started, cpu = time.monotonic(), time.process_time()
     time.sleep(seconds)
     elapsed = time.monotonic() - started
+    cpu = time.process_time() - cpu
     frames, lat = tally.take()
     stop.set()
-    parts = sum(c.parts for c in clients)
+    parts = sum(c.parts for c in clients) - parts0
     for c in clients:
         c.join(timeout=5)
     lat.sort()
@@ -107,6 +109,7 @@ def run_phase(
         "per_stream": {sid: frames.get(sid, 0) / elapsed for sid in ids},
         "p99_ms": 1000 * lat[int(0.99 * (len(lat) - 1))] if lat else float("nan"),
         "rss_mb": rss_mb(),
+        "cpu_pct": 100 * cpu / elapsed,  # of one core, the whole process
         "viewer_fps": parts / elapsed / max(1, viewers) if viewers else 0.0,
     }
 
@@ -128,12 +131,12 @@ def bench(streams: int, duration_s: float, pipeline: str, live_fps: float, out: 
 def summarise(rows: list[dict[str, Any]]) -> str:
     base = statistics.mean(r["fps"] for r in rows if r["viewers"] == 0)
     lines = [
-        f"{'viewers':>7} {'pipeline fps':>12} {'x 0 viewers':>11} {'p99 ms':>8} {'RSS MB':>7} {'viewer fps':>10}"
+        f"{'viewers':>7} {'pipeline fps':>12} {'x 0 viewers':>11} {'p99 ms':>8} {'RSS MB':>7} {'CPU %':>6} {'viewer fps':>10}"
     ]
     for r in rows:
         lines.append(
             f"{r['viewers']:>7} {r['fps']:>12.1f} {r['fps'] / base:>11.3f} {r['p99_ms']:>8.0f} "
-            f"{r['rss_mb']:>7.0f} {r['viewer_fps']:>10.1f}"
+            f"{r['rss_mb']:>7.0f} {r['cpu_pct']:>6.0f} {r['viewer_fps']:>10.1f}"
         )
     for n in sorted({r["viewers"] for r in rows} - {0}):
         fps = statistics.mean(r["fps"] for r in rows if r["viewers"] == n)

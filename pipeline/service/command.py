@@ -70,4 +70,5 @@ def run(args: argparse.Namespace) -> int:
     print(f"{summary['status']}: {summary['frames']} frames in {summary['duration_s']:.1f}s", file=sys.stderr)
     if summary.get("error"):
         print(f"error: {summary['error']}", file=sys.stderr)
-    return result.exit_code
+    # A service runs until it is stopped: a drained stop (SIGTERM, Ctrl-C) is its normal end.
+    return 0 if summary["status"] == "stopped" else result.exit_code
