@@ -37,7 +37,7 @@ FormatKind = Literal[
     "darknet",
 ]
 # File name suffix -> format kind (a SavedModel is a folder holding saved_model.pb).
-MODEL_SUFFIXES: dict[str, str] = {
+MODEL_SUFFIXES: dict[str, FormatKind] = {
     ".onnx": "onnx",
     ".xml": "openvino_ir",
     ".tflite": "tflite",
@@ -49,7 +49,7 @@ MODEL_SUFFIXES: dict[str, str] = {
     ".weights": "darknet",
 }
 # Which backends can read each kind of file (user files get these; catalog formats list their own).
-KIND_BACKENDS: dict[str, tuple[str, ...]] = {
+KIND_BACKENDS: dict[str, tuple[BackendName, ...]] = {
     "onnx": ("openvino", "opencv"),
     "openvino_ir": ("openvino",),
     "tflite": ("openvino", "tensorflow"),

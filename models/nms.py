@@ -7,6 +7,8 @@ the lower index first.
 
 from __future__ import annotations
 
+from typing import overload
+
 import cv2
 import numpy as np
 from numpy.typing import ArrayLike
@@ -32,7 +34,8 @@ def nms(xyxy: ArrayLike, scores: ArrayLike, iou_threshold: float) -> np.ndarray:
     ranks = np.empty(scores.size, np.float32)
     ranks[order] = np.arange(scores.size, 0, -1, dtype=np.float32)
     boxes = xyxy_to_xywh(xyxy).astype(np.float64)
-    kept = cv2.dnn.NMSBoxes(boxes, ranks, 0.0, float(iou_threshold))
+    # OpenCV's stubs say Sequence[Sequence[float]]; the binding takes numpy arrays (no list copy)
+    kept = cv2.dnn.NMSBoxes(boxes, ranks, 0.0, float(iou_threshold))  # type: ignore[arg-type]
     return np.asarray(kept, np.int64).reshape(-1)
 
 
@@ -52,6 +55,14 @@ def batched_nms(xyxy: ArrayLike, scores: ArrayLike, class_ids: ArrayLike, iou_th
     return nms(shifted, scores, iou_threshold)
 
 
+@overload
+def weighted_nms(
+    xyxy: ArrayLike, scores: ArrayLike, iou_threshold: float, extra: None = None
+) -> tuple[np.ndarray, np.ndarray, None]: ...
+@overload
+def weighted_nms(
+    xyxy: ArrayLike, scores: ArrayLike, iou_threshold: float, extra: ArrayLike
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]: ...
 def weighted_nms(
     xyxy: ArrayLike,
     scores: ArrayLike,

@@ -83,19 +83,18 @@ def prepare_image(
     `size` (width, height) overrides `spec.size`; with neither the frame keeps its size.
     """
     h, w = image_bgr.shape[:2]
-    size = size or spec.size or (w, h)
+    width, height = size or spec.size or (w, h)
+    target = (int(width), int(height))  # callers may pass a list
     if spec.resize == "stretch":
         pixels = (
-            image_bgr
-            if (w, h) == tuple(size)
-            else cv2.resize(image_bgr, tuple(size), interpolation=cv2.INTER_LINEAR)
+            image_bgr if (w, h) == target else cv2.resize(image_bgr, target, interpolation=cv2.INTER_LINEAR)
         )
-        transform = InputTransform(size[0] / w, size[1] / h, 0.0, 0.0, tuple(size), (w, h))
+        transform = InputTransform(target[0] / w, target[1] / h, 0.0, 0.0, target, (w, h))
     else:
         pixels, box = letterbox(
-            image_bgr, tuple(size), pad_value=spec.pad_value, center=spec.resize == "letterbox_center"
+            image_bgr, target, pad_value=spec.pad_value, center=spec.resize == "letterbox_center"
         )
-        transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, tuple(size), (w, h))
+        transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, target, (w, h))
     return _to_tensor(pixels, spec), transform
 
 

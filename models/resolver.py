@@ -17,12 +17,15 @@ from models.catalog import (
     KIND_BACKENDS,
     MODEL_SUFFIXES,
     Catalog,
+    Decoder,
+    FormatKind,
     InputSpec,
     Labels,
     Licence,
     ModelEntry,
     ModelFile,
     ModelFormat,
+    Task,
     load_catalog,
 )
 from models.integrity import DigestCache, file_matches, vigil_cache_dir
@@ -187,7 +190,7 @@ def resolve(
     raise _missing_error(entry, candidates[0][1], roots)
 
 
-def _user_kind(path: Path) -> str:
+def _user_kind(path: Path) -> FormatKind:
     if path.is_dir():
         if (path / "saved_model.pb").is_file():
             return "savedmodel"
@@ -209,9 +212,9 @@ def resolve_user_file(
     backends: Sequence[str] | None = None,
     *,
     labels: str | Path | None = None,
-    decoder: str = "yolo",
+    decoder: Decoder = "yolo",
     input_spec: InputSpec | None = None,
-    task: str = "object_detection",
+    task: Task = "object_detection",
 ) -> ResolvedModel:
     """A user's own model file or SavedModel folder (no sha256: it is not in the catalog).
 
@@ -241,12 +244,12 @@ def resolve_user_file(
         backends=allowed,
         files=tuple(files),
         input=input_spec or USER_YOLO_INPUT,
-        decoder=decoder,  # type: ignore[arg-type]
+        decoder=decoder,
     )
     entry = ModelEntry(
         name=path.stem,
         task=task,
-        summary=f"user file {path}",  # type: ignore[arg-type]
+        summary=f"user file {path}",
         licence=Licence(name="unknown (user file)"),
         formats=(fmt,),
         labels=Labels(names=names) if names else None,

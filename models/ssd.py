@@ -20,7 +20,9 @@ SSD_MOBILENET_V1_QUANT_SCORES = (0.00390625, 0)
 _YXYX_TO_XYXY = [1, 0, 3, 2]
 
 
-def _ranked(xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> tuple[np.ndarray, ...]:
+def _ranked(
+    xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     order = np.argsort(-scores, kind="stable")
     return xyxy[order].astype(np.float32), scores[order].astype(np.float32), class_ids[order].astype(np.int32)
 
@@ -91,9 +93,9 @@ def decode_ssd_anchors(
     class_ids = cls_scores.argmax(axis=1).astype(np.int32)
     scores = cls_scores[np.arange(len(cls_scores)), class_ids]
     keep = np.flatnonzero(scores > conf)
-    enc, anc = enc[keep] / np.asarray(scales, np.float32), anc[keep]
-    centre = enc[:, :2] * anc[:, 2:] + anc[:, :2]  # (yc, xc)
-    half = np.exp(enc[:, 2:]) * anc[:, 2:] / 2  # (h/2, w/2)
+    scaled, anc = enc[keep] / np.asarray(scales, np.float32), anc[keep]
+    centre = scaled[:, :2] * anc[:, 2:] + anc[:, :2]  # (yc, xc)
+    half = np.exp(scaled[:, 2:]) * anc[:, 2:] / 2  # (h/2, w/2)
     yxyx = np.concatenate([centre - half, centre + half], axis=1)
     xyxy = yxyx[:, _YXYX_TO_XYXY]
     kept = nms(xyxy, scores[keep], nms_iou)[:max_det]

@@ -353,7 +353,7 @@ class WorkerPool:
             self.startup.fail(error, int(msg.data.get("code", self.startup.failure_code)))
         elif msg.type == "report":
             self._reports_expected -= 1
-            self.on_report(dict(msg.data.get("report") or {}))
+            self.on_report(dict(msg.data.get("report", {})))
         elif slot is not None:
             slot.ready = True
             if all(s.ready or s.dead for s in self.slots):

@@ -15,11 +15,37 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 NO_TRACK = -1
+
+
+class DetectionRecord(TypedDict):
+    """One detection in the public JSONL schema (`Detections.to_records`)."""
+
+    box: list[float]  # x1, y1, x2, y2 in pixels of the frame's image
+    score: float
+    label: str
+    class_id: int
+    track_id: int | None  # None: untracked
+    attributes: dict[str, Any]  # name -> JSON value (numbers rounded to 4 decimals)
+
+
+class _FrameRecordFields(TypedDict):
+    source: str
+    seq: int
+    pts: float
+    detections: list[DetectionRecord]
+
+
+class FrameRecord(_FrameRecordFields, total=False):
+    """One line of the public JSONL (`Frame.to_record`); the optional keys appear when set."""
+
+    index: int  # frame number in the source, when it differs from seq
+    events: list[dict[str, Any]]  # `Event.to_record()` of each event
+    errors: list[str]
 
 
 def _as_array(values: Any, dtype: Any, shape_tail: tuple[int, ...] = ()) -> np.ndarray:
@@ -114,33 +140,19 @@ class Detections:
         return dataclasses.replace(self, track_id=_as_array(track_id, np.int64))
 
     @classmethod
-    def concat(cls, parts: Sequence[Detections]) -> Detections:
-        """Stack several Detections; attributes missing in a part are filled with None."""
-        parts = [p for p in parts if p is not None]
-        nonempty = [p for p in parts if len(p)]
+    def concat(cls, parts: Sequence[Detections | None]) -> Detections:
+        """Stack several Detections (None parts are skipped); attributes missing in a part are None."""
+        present = [p for p in parts if p is not None]
+        nonempty = [p for p in present if len(p)]
         if len(nonempty) <= 1:  # empty parts carry no rows, so their missing attributes don't matter
-            return nonempty[0] if nonempty else (parts[0] if parts else cls.empty())
-        parts = nonempty
-        names: list[str] = []
-        for p in parts:
-            names += [k for k in p.attributes if k not in names]
-        attrs = {}
-        for name in names:
-            cols = [p.attributes.get(name) for p in parts]
-            if all(c is not None and c.dtype != object for c in cols):
-                attrs[name] = np.concatenate(cols)
-            else:
-                merged: list[Any] = []
-                for p, c in zip(parts, cols, strict=True):
-                    merged += [None] * len(p) if c is None else list(c)
-                attrs[name] = _object_array(merged)
+            return nonempty[0] if nonempty else (present[0] if present else cls.empty())
         return cls(
-            np.concatenate([p.xyxy for p in parts]),
-            np.concatenate([p.score for p in parts]),
-            np.concatenate([p.class_id for p in parts]),
-            _object_array(x for p in parts for x in p.label),
-            np.concatenate([p.track_id for p in parts]),
-            attrs,
+            np.concatenate([p.xyxy for p in nonempty]),
+            np.concatenate([p.score for p in nonempty]),
+            np.concatenate([p.class_id for p in nonempty]),
+            _object_array(x for p in nonempty for x in p.label),
+            np.concatenate([p.track_id for p in nonempty]),
+            _concat_attributes(nonempty),
         )
 
     @property
@@ -149,9 +161,9 @@ class Detections:
         h = np.clip(self.xyxy[:, 3] - self.xyxy[:, 1], 0, None)
         return w * h
 
-    def to_records(self, decimals: int = 2) -> list[dict[str, Any]]:
+    def to_records(self, decimals: int = 2) -> list[DetectionRecord]:
         """The JSONL form: one dict per detection (public schema)."""
-        records = []
+        records: list[DetectionRecord] = []
         for i in range(len(self)):
             attrs = {k: to_jsonable(v[i]) for k, v in self.attributes.items()}
             tid = int(self.track_id[i])
@@ -180,6 +192,25 @@ class Detections:
             [NO_TRACK if r.get("track_id") is None else r["track_id"] for r in records],
             {n: _object_array(r.get("attributes", {}).get(n) for r in records) for n in names},
         )
+
+
+def _concat_attributes(parts: Sequence[Detections]) -> dict[str, np.ndarray]:
+    """The attribute columns of stacked parts, in first-seen order."""
+    names = dict.fromkeys(name for p in parts for name in p.attributes)
+    lengths = [len(p) for p in parts]
+    return {name: _concat_column([p.attributes.get(name) for p in parts], lengths) for name in names}
+
+
+def _concat_column(columns: Sequence[np.ndarray | None], lengths: Sequence[int]) -> np.ndarray:
+    """One attribute over several parts: numeric when every part has it numeric, else an object
+    column with None for the rows of the parts that lack it."""
+    numeric = [c for c in columns if c is not None and c.dtype != object]
+    if len(numeric) == len(columns):
+        return np.concatenate(numeric)
+    merged: list[Any] = []
+    for column, n in zip(columns, lengths, strict=True):
+        merged += [None] * n if column is None else list(column)
+    return _object_array(merged)
 
 
 def _coerce_attribute(values: Any) -> np.ndarray:
@@ -282,9 +313,9 @@ class Frame:
         """The picture a sink should show: the rendered one if any, else the image."""
         return self.annotated if self.annotated is not None else self.image
 
-    def to_record(self) -> dict[str, Any]:
+    def to_record(self) -> FrameRecord:
         """The public JSONL line for this frame."""
-        record: dict[str, Any] = {
+        record: FrameRecord = {
             "source": self.source,
             "seq": self.seq,
             "pts": round(self.pts, 4),

@@ -5,12 +5,31 @@ from __future__ import annotations
 import threading
 import time
 from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
 LATENCY_WINDOW = 20_000  # latest per-frame latencies kept for percentiles
+
+
+class StageSummary(TypedDict):
+    """One stage's row of the run summary (JSON-ready; times in ms, rates in frames/s)."""
+
+    kind: str
+    placement: str
+    workers: int
+    frames_in: int
+    frames_out: int
+    fps: float | None  # frames out per second between first frame in and last frame out
+    latency_ms_p50: float | None
+    latency_ms_p99: float | None
+    queue_depth_max: int
+    queue_depth_mean: float
+    drops: int
+    errors: int
+    restarts: int
 
 
 @dataclass
@@ -57,7 +76,7 @@ class StageMetrics:
             self.queue_depth_sum += depth
             self.queue_samples += 1
 
-    def to_dict(self) -> dict[str, Any]:
+    def to_dict(self) -> StageSummary:
         with self.lock:
             lat = np.asarray(self.latencies, dtype=np.float64) * 1000
             busy = (self.last_out - self.first_in) if self.first_in and self.last_out else 0.0
@@ -80,8 +99,8 @@ class StageMetrics:
             }
 
 
-def format_table(stages: dict[str, dict[str, Any]]) -> str:
-    """The human summary printed at the end of a run."""
+def format_table(stages: Mapping[str, Mapping[str, Any]]) -> str:
+    """The human summary printed at the end of a run (rows as `StageSummary`, extra keys ignored)."""
     head = f"{'stage':<16}{'kind':<20}{'in':>7}{'out':>7}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}{'queue':>7}{'drops':>7}{'errors':>7}"
     rows = [head, "-" * len(head)]
     for sid, m in stages.items():

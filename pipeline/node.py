@@ -22,7 +22,7 @@ from pipeline.dispatch import PoolPlan, WorkerPool
 from pipeline.errors import StageError
 from pipeline.executor import StageExecutor, serve
 from pipeline.frame import Frame
-from pipeline.metrics import StageMetrics
+from pipeline.metrics import StageMetrics, StageSummary
 from pipeline.stage import StageContext
 from pipeline.transport import LinkReceiver, LinkSender, Stopped
 from pipeline.wire import Envelope, Message
@@ -101,7 +101,7 @@ class StageNode:
     def report(self) -> dict[str, Any]:
         return self.context.report
 
-    def figures(self) -> dict[str, Any]:
+    def figures(self) -> StageSummary:
         """The stage's metrics for the summary."""
         return self.metrics.to_dict()
 

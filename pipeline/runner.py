@@ -46,6 +46,7 @@ __all__ = ["RunResult", "Runner"]
 
 log = logging.getLogger("vigil.runner")
 HEAVY_FAMILIES = ("detect", "classify", "filter")  # stages that share the CPU budget
+RUN_DIR_PREFIX = "vigil-run-"  # + pid: sockets of one run, under the temp folder
 LEAF_QUEUE = 64  # leaf messages waiting for the supervisor (backpressure beyond that)
 
 
@@ -287,7 +288,10 @@ class Runner:
         links = self.config.links
         transport: Transport = "inproc" if links.transport == "auto" else links.transport
         processes = any(s.placement == "process" for s in self.config.stages)
-        run_dir = tempfile.mkdtemp(prefix="vigil-run-") if transport == "ipc" or processes else None
+        run_dir = None
+        if transport == "ipc" or processes:
+            remove_stale_run_dirs()
+            run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
         policy = self._policy()
         opencv_threads, budget = self._budget()
         cv2.setNumThreads(opencv_threads)
@@ -498,6 +502,27 @@ class Runner:
             for sid, s in self._sources.items()
         }
         return build_summary(facts, outcomes, graph.nodes)
+
+
+def remove_stale_run_dirs(root: str | None = None) -> list[Path]:
+    """Remove the socket folders of runs whose process is gone (killed before it could clean up)."""
+    removed = []
+    for path in Path(root or tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
+        pid = path.name[len(RUN_DIR_PREFIX) :].split("-", 1)[0]
+        if pid.isdigit() and not _alive(int(pid)):
+            shutil.rmtree(path, ignore_errors=True)
+            removed.append(path)
+    return removed
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's process: alive
+        return True
+    return True
 
 
 def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:

@@ -117,12 +117,12 @@ class FileReader(Reader):
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         if self._pending is not None:
-            image, self._pending = self._pending, None
-            return self._emit(image)
+            first, self._pending = self._pending, None
+            return self._emit(first)
         bad = 0
         while bad < MAX_BAD_FRAMES:
             if self.cap.grab():
-                image = self.cap.retrieve()[1] if decode else None
+                image: np.ndarray | None = self.cap.retrieve()[1] if decode else None
                 if not decode or image is not None:
                     if bad:
                         log.warning(

@@ -1,12 +1,16 @@
 """Stage base class and the registry of stage kinds.
 
-A stage kind is one class registered under a dotted name (`detect.haar`, `sink.jsonl`) with a
-pydantic `Options` model (its `with:` block). Stages never touch sockets or threads: the
-runner owns transport, placement, restarts and metrics, and calls
+A stage kind is one class, generic over its pydantic options model (its `with:` block):
+`class Blur(Stage[BlurOptions])` gets `self.options: BlurOptions` and `Blur.Options is BlurOptions`.
+Stages never touch sockets or threads: the runner owns transport, placement, restarts and
+metrics, and calls
 
     setup() -> start_stream(info) -> process(frame)* -> end_stream(source) -> close()
 
-Third-party packages add kinds through the `vigil.stages` entry-point group.
+Every kind, built-in or third-party, is declared in the `vigil.stages` entry-point group of its
+distribution (`"detect.haar" = "stages.detect_haar:HaarDetector"` in pyproject.toml), and
+`@register(kind)` on the class names the same kind. `get_kind` imports only the module of the
+kind asked for, so a run loads only the families it uses.
 """
 
 from __future__ import annotations
@@ -14,42 +18,23 @@ from __future__ import annotations
 import difflib
 import importlib
 import logging
+import re
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any, ClassVar, Generic, TypeVar, get_args, get_origin
 
 from pydantic import BaseModel, ConfigDict
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, VigilError
 from pipeline.frame import Frame, SourceInfo
 
 ENTRY_POINT_GROUP = "vigil.stages"
+DISTRIBUTION = "vigil-analytics"  # vigil's own distribution: its entry points are the built-in kinds
 
-# Built-in kinds and the module that registers each: a run imports only the modules it uses
-# (importing every family costs about a second, mostly SciPy for the trackers).
-BUILTIN_KINDS = {
-    "analytics.line": "stages.analytics",
-    "analytics.zone": "stages.analytics",
-    "classify.age_gender": "stages.classify",
-    "classify.emotion": "stages.classify",
-    "classify.keras": "stages.classify",
-    "debug.fault": "stages.debug",
-    "detect.face": "stages.detect_dnn",
-    "detect.haar": "stages.detect_haar",
-    "detect.ssd": "stages.detect_dnn",
-    "detect.yolo": "stages.detect_dnn",
-    "filter.sketch": "stages.filters",
-    "render": "stages.render",
-    "sink.display": "stages.sinks",
-    "sink.images": "stages.sinks",
-    "sink.jsonl": "stages.sinks",
-    "sink.video": "stages.sinks",
-    "track.bytetrack": "stages.track",
-    "track.iou": "stages.track",
-    "track.sort": "stages.track",
-}
+log = logging.getLogger("vigil")
 
 
 class Options(BaseModel):
@@ -60,6 +45,11 @@ class Options(BaseModel):
 
 class NoOptions(Options):
     """This stage takes no options."""
+
+
+OptionsModel = Options  # the base class under a name that the `Stage.Options` attribute does not shadow
+OptionsT = TypeVar("OptionsT", bound=Options)
+StageT = TypeVar("StageT", bound="type[Stage[Any]]")
 
 
 @dataclass
@@ -74,25 +64,53 @@ class StageContext:
     report: dict[str, Any] = field(default_factory=dict)  # goes to the run summary
 
 
-class Stage:
-    """Base class of every stage kind.
+def _options_of(cls: type) -> type[Options] | None:
+    """The options model a class names in its own generic bases (`Stage[X]`, `_Shell[X]`), if any.
 
-    Subclasses set `kind` through `@register`, declare `Options`, and override `process`.
-    `stateful = True` (trackers, sinks) means results depend on frame order, so the stage
-    cannot run as several workers.
+    A type variable (an intermediate shell like `_DetectStage(Stage[DetectT])`) stands for its bound.
+    """
+    for base in cls.__dict__.get("__orig_bases__", ()):  # own bases only, not inherited ones
+        origin = get_origin(base)
+        if not (isinstance(origin, type) and issubclass(origin, Stage)):
+            continue
+        for arg in get_args(base):
+            if isinstance(arg, TypeVar):
+                arg = arg.__bound__
+            if isinstance(arg, type) and issubclass(arg, Options):
+                return arg
+    return None
+
+
+class Stage(Generic[OptionsT]):
+    """Base class of every stage kind: subclass `Stage[MyOptions]` and override `process`.
+
+    `Options` (the options model, for the engine's validation) is taken from the generic
+    parameter; a plain `Stage` subclass takes `NoOptions`. `stateful = True` (trackers, sinks)
+    means results depend on frame order, so the stage cannot run as several workers.
     """
 
-    kind: ClassVar[str] = ""
-    Options: ClassVar[type[Options]] = NoOptions
+    kind: ClassVar[str] = ""  # set by @register and checked against the entry point
+    Options: ClassVar[type[OptionsModel]] = NoOptions
     stateful: ClassVar[bool] = False
 
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        if "Options" in cls.__dict__:
+            raise TypeError(
+                f"{cls.__qualname__}: declare the options as a generic parameter, "
+                f"class {cls.__name__}(Stage[{cls.__dict__['Options'].__name__}]), not as `Options =`"
+            )
+        found = _options_of(cls)
+        if found is not None:
+            cls.Options = found
+
     @classmethod
-    def is_stateful(cls, options: Options) -> bool:
+    def is_stateful(cls, options: OptionsT) -> bool:
         """Whether results depend on earlier frames with these options (then workers must be 1)."""
         return cls.stateful
 
-    def __init__(self, options: Options, context: StageContext) -> None:
-        self.options = options
+    def __init__(self, options: OptionsT, context: StageContext) -> None:
+        self.options: OptionsT = options
         self.context = context
         self.log = logging.getLogger(f"vigil.{context.stage_id}")
 
@@ -122,59 +140,116 @@ class Stage:
         """Release everything (also called after errors)."""
 
 
-_REGISTRY: dict[str, type[Stage]] = {}
-_PLUGINS_LOADED = False
+class NotInstalledError(VigilError):
+    """vigil's own package metadata (which declares the built-in kinds) is missing."""
 
 
-def register(kind: str) -> Callable[[type[Stage]], type[Stage]]:
-    """Class decorator: make a Stage subclass available under `kind`."""
+def register(kind: str) -> Callable[[StageT], StageT]:
+    """Class decorator: name the kind a Stage subclass implements.
 
-    def wrap(cls: type[Stage]) -> type[Stage]:
-        if kind in _REGISTRY and _REGISTRY[kind] is not cls:
-            raise ValueError(
-                f"stage kind {kind!r} is registered twice ({_REGISTRY[kind].__module__}, {cls.__module__})"
-            )
+    The kind is found through the class's `vigil.stages` entry point, which must use the same
+    name; this sets `cls.kind` for the class's own messages and lets tests check both agree.
+    """
+
+    def wrap(cls: StageT) -> StageT:
         cls.kind = kind
-        _REGISTRY[kind] = cls
         return cls
 
     return wrap
 
 
-def _load_plugins() -> None:
-    """Third-party kinds from the `vigil.stages` entry-point group (a broken one is logged, skipped)."""
-    global _PLUGINS_LOADED
-    if _PLUGINS_LOADED:
-        return
-    _PLUGINS_LOADED = True
-    for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
-        if ep.name in _REGISTRY:
-            continue
+_LOCK = threading.RLock()  # stages of one run may look up kinds from several threads
+_REGISTRY: dict[str, type[Stage[Any]]] = {}  # kinds loaded so far
+_BROKEN: dict[str, str] = {}  # plugin kind -> why it failed to load (tried once, warned once)
+_ENTRY_POINTS: dict[str, metadata.EntryPoint] | None = None  # read once: scanning metadata costs ms
+
+
+def refresh_kinds() -> None:
+    """Forget loaded kinds and read the entry points again (a plugin installed while running; tests)."""
+    global _ENTRY_POINTS
+    with _LOCK:
+        _REGISTRY.clear()
+        _BROKEN.clear()
+        _ENTRY_POINTS = None
+        importlib.invalidate_caches()  # importlib.metadata caches what it found on each sys.path entry
+
+
+def _is_builtin(ep: metadata.EntryPoint) -> bool:
+    name = ep.dist.name if ep.dist is not None else ""
+    return re.sub(r"[-_.]+", "-", name).lower() == DISTRIBUTION
+
+
+def _entry_points() -> dict[str, metadata.EntryPoint]:
+    """Kind -> entry point; vigil's own win over a plugin that reuses a built-in name."""
+    global _ENTRY_POINTS
+    if _ENTRY_POINTS is None:
         try:
-            cls = ep.load()
-        except Exception as exc:
-            logging.getLogger("vigil").warning("stage plugin %s failed to load: %s", ep.name, exc)
-            continue
-        register(ep.name)(cls)
+            metadata.distribution(DISTRIBUTION)
+        except metadata.PackageNotFoundError:
+            raise NotInstalledError(
+                f"vigil's package metadata ({DISTRIBUTION}) is missing, so no stage kind is known: "
+                "run `pip install -e .` in the vigil checkout"
+            ) from None
+        found: dict[str, metadata.EntryPoint] = {}
+        for ep in metadata.entry_points(group=ENTRY_POINT_GROUP):
+            old = found.setdefault(ep.name, ep)
+            if old is not ep:
+                keep, drop = (ep, old) if _is_builtin(ep) else (old, ep)
+                log.warning(
+                    "stage kind %s is declared twice: using %s, ignoring %s", ep.name, keep.value, drop.value
+                )
+                found[ep.name] = keep
+        _ENTRY_POINTS = found
+    return _ENTRY_POINTS
 
 
-def kinds() -> dict[str, type[Stage]]:
-    """Every registered kind (built-ins and plugins), sorted by name."""
-    for module in sorted(set(BUILTIN_KINDS.values())):
-        importlib.import_module(module)
-    _load_plugins()
-    return dict(sorted(_REGISTRY.items()))
+def _load(ep: metadata.EntryPoint) -> type[Stage[Any]]:
+    """Import the class an entry point names and check it is the Stage subclass of that kind."""
+    cls = ep.load()
+    if not (isinstance(cls, type) and issubclass(cls, Stage)):
+        raise TypeError(f"{ep.value} is not a Stage subclass")
+    named = cls.__dict__.get("kind")  # its own @register, not one inherited from the class it extends
+    if named and named != ep.name:
+        raise TypeError(f"{ep.value} is registered as {named!r}, not {ep.name!r}")
+    cls.kind = ep.name
+    return cls
 
 
-def get_kind(kind: str) -> type[Stage]:
-    if kind not in _REGISTRY and kind in BUILTIN_KINDS:
-        importlib.import_module(BUILTIN_KINDS[kind])
-    if kind not in _REGISTRY:
-        _load_plugins()
-    try:
-        return _REGISTRY[kind]
-    except KeyError:
-        known = sorted({*BUILTIN_KINDS, *_REGISTRY})
+def _load_kind(kind: str, ep: metadata.EntryPoint) -> type[Stage[Any]] | None:
+    """Load one kind; a broken plugin is logged and gives None, a broken built-in raises."""
+    with _LOCK:
+        if kind in _REGISTRY or kind in _BROKEN:
+            return _REGISTRY.get(kind)
+        if _is_builtin(ep):
+            _REGISTRY[kind] = _load(ep)
+            return _REGISTRY[kind]
+        try:
+            _REGISTRY[kind] = _load(ep)
+        except Exception as exc:  # third-party code: any failure to import
+            _BROKEN[kind] = f"{type(exc).__name__}: {exc}"
+            log.warning("stage plugin %s (%s) failed to load: %s", kind, ep.value, _BROKEN[kind])
+        return _REGISTRY.get(kind)
+
+
+def kinds() -> dict[str, type[Stage[Any]]]:
+    """Every kind (built-ins and plugins), sorted by name; broken plugins are logged and left out."""
+    loaded = {kind: _load_kind(kind, ep) for kind, ep in sorted(_entry_points().items())}
+    return {kind: cls for kind, cls in loaded.items() if cls is not None}
+
+
+def get_kind(kind: str) -> type[Stage[Any]]:
+    """The class of a stage kind, importing only the module that declares it."""
+    found = _REGISTRY.get(kind)
+    if found is not None:
+        return found
+    eps = _entry_points()
+    ep = eps.get(kind)
+    if ep is None:
+        known = sorted(eps)
         close = difflib.get_close_matches(kind, known, n=3, cutoff=0.5)
         hint = f"; did you mean {', '.join(close)}?" if close else f"; known kinds: {', '.join(known)}"
-        raise ConfigError(f"unknown stage kind {kind!r}{hint}") from None
+        raise ConfigError(f"unknown stage kind {kind!r}{hint}")
+    cls = _load_kind(kind, ep)
+    if cls is None:
+        raise ConfigError(f"stage kind {kind!r} ({ep.value}) failed to load: {_BROKEN[kind]}")
+    return cls

@@ -9,6 +9,7 @@ from typing import Any, Protocol
 
 from pipeline.errors import SourceError, StageError
 from pipeline.frame import SourceInfo
+from pipeline.metrics import StageSummary
 
 
 @dataclass
@@ -37,7 +38,7 @@ class NodeFigures(Protocol):
     @property
     def report(self) -> dict[str, Any]: ...
 
-    def figures(self) -> dict[str, Any]: ...
+    def figures(self) -> StageSummary: ...
 
 
 @dataclass
@@ -81,7 +82,11 @@ def build_summary(
     processing_from = facts.processing_from or ended
     status, code, error = outcome(facts, sources.values())
     frames = sum(s.frames_done for s in sources.values())
-    stages = {n.id: {**n.figures(), **({"report": dict(n.report)} if n.report else {})} for n in nodes}
+    stages: dict[str, dict[str, Any]] = {}
+    models: list[Any] = []
+    for n in nodes:
+        stages[n.id] = {**n.figures(), **({"report": dict(n.report)} if n.report else {})}
+        models += n.report.get("models", [])
     summary: dict[str, Any] = {
         "status": status,
         "exit_code": code,
@@ -98,7 +103,7 @@ def build_summary(
         "sources": {sid: _source_entry(s) for sid, s in sources.items()},
         "stages": stages,
     }
-    summary["models"] = [m for st in stages.values() for m in st.get("report", {}).get("models", [])]
+    summary["models"] = models
     return RunResult(status, code, summary)
 
 

@@ -9,8 +9,9 @@ Control messages (stream start/end, pool bookkeeping) are a header alone.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
 from dataclasses import asdict, dataclass
-from typing import Any
+from typing import Any, TypedDict
 
 import numpy as np
 
@@ -28,12 +29,21 @@ class StreamEnd:
     reason: str = "eos"  # eos | stopped | error
 
 
+class ControlData(TypedDict, total=False):
+    """What a control message carries; which keys depends on its type."""
+
+    wid: int  # ready, failed: the pool worker that sends it
+    error: str  # failed: "ExceptionType: message"
+    code: int  # failed: the exit code the run should end with
+    report: dict[str, Any]  # report: what a pool worker's stage put in its report (JSON-ready)
+
+
 @dataclass(frozen=True)
 class Control:
     """Runner bookkeeping between a pool's parent and its workers (ready, failed, stop, none)."""
 
     type: str
-    data: dict[str, Any]
+    data: ControlData
 
 
 Message = Frame | StreamStart | StreamEnd | Control
@@ -58,49 +68,7 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
     head: dict[str, Any] = {"tk": ticket, "tn": parts, "wo": origin}
     buffers: list[Any] = []
     if isinstance(msg, Frame):
-        head.update(
-            t="f",
-            src=msg.source,
-            seq=msg.seq,
-            pts=msg.pts,
-            wall=msg.wall,
-            idx=msg.index,
-            tm=dict(msg.timings),
-            err=list(msg.errors),
-            ev=[e.to_record() for e in msg.events],
-        )
-        images = []
-        for img in (msg.image, msg.annotated):
-            if img is None:
-                images.append(None)
-                continue
-            img = np.ascontiguousarray(img)
-            images.append(_array_meta(img))
-            buffers.append(img)
-        head["img"] = images
-        det = msg.detections
-        arrays: list[list[Any]] = []
-        objects: dict[str, Any] = {}
-        columns = [
-            ("xyxy", det.xyxy),
-            ("score", det.score),
-            ("class_id", det.class_id),
-            ("track_id", det.track_id),
-        ]
-        columns += [(f"a:{k}", v) for k, v in det.attributes.items()]
-        for name, arr in columns:
-            if arr.dtype == object:
-                objects[name] = to_jsonable(list(arr))
-            else:
-                arr = np.ascontiguousarray(arr)
-                arrays.append([name, *_array_meta(arr)])
-                buffers.append(arr)
-        head["det"] = {
-            "lab": [str(x) for x in det.label],
-            "arr": arrays,
-            "obj": objects,
-            "ord": list(det.attributes),
-        }
+        head.update(_frame_head(msg, buffers))
     elif isinstance(msg, StreamStart):
         head.update(t="start", info=asdict(msg.info))
     elif isinstance(msg, StreamEnd):
@@ -112,10 +80,67 @@ def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> 
     return [json.dumps(head, separators=(",", ":")).encode(), *buffers]
 
 
+def _frame_head(frame: Frame, buffers: list[Any]) -> dict[str, Any]:
+    """The header fields of a frame; its image(s) and numeric columns are appended to `buffers`."""
+    images: list[list[Any] | None] = []
+    for img in (frame.image, frame.annotated):
+        if img is None:
+            images.append(None)
+            continue
+        img = np.ascontiguousarray(img)
+        images.append(_array_meta(img))
+        buffers.append(img)
+    return {
+        "t": "f",
+        "src": frame.source,
+        "seq": frame.seq,
+        "pts": frame.pts,
+        "wall": frame.wall,
+        "idx": frame.index,
+        "tm": dict(frame.timings),
+        "err": list(frame.errors),
+        "ev": [e.to_record() for e in frame.events],
+        "img": images,
+        "det": _detections_head(frame.detections, buffers),
+    }
+
+
+def _detections_head(det: Detections, buffers: list[Any]) -> dict[str, Any]:
+    """Numeric columns go to `buffers` (described in "arr"); object columns travel as JSON ("obj")."""
+    arrays: list[list[Any]] = []
+    objects: dict[str, Any] = {}
+    columns = [
+        ("xyxy", det.xyxy),
+        ("score", det.score),
+        ("class_id", det.class_id),
+        ("track_id", det.track_id),
+    ]
+    columns += [(f"a:{k}", v) for k, v in det.attributes.items()]
+    for name, arr in columns:
+        if arr.dtype == object:
+            objects[name] = to_jsonable(list(arr))
+        else:
+            arr = np.ascontiguousarray(arr)
+            arrays.append([name, *_array_meta(arr)])
+            buffers.append(arr)
+    return {
+        "lab": [str(x) for x in det.label],
+        "arr": arrays,
+        "obj": objects,
+        "ord": list(det.attributes),
+    }
+
+
 def _view(buf: Any, meta: list[Any]) -> np.ndarray:
     dtype, shape = meta
     arr = np.frombuffer(memoryview(buf), dtype=np.dtype(dtype)).reshape(shape)
     arr.flags.writeable = False  # the buffer may be the sender's memory (inproc zero-copy)
+    return arr
+
+
+def _object_column(values: list[Any]) -> np.ndarray:
+    arr = np.empty(len(values), dtype=object)
+    arr[:] = values
     return arr
 
 
@@ -124,51 +149,48 @@ def decode(parts: list[Any]) -> Envelope:
     head = json.loads(bytes(memoryview(parts[0])))
     ticket, count, origin = head.get("tk", -1), head.get("tn", 1), head.get("wo", -1)
     t = head["t"]
+    message: Message
     if t == "start":
-        return Envelope(StreamStart(SourceInfo(**head["info"])), ticket, count, origin)
-    if t == "end":
-        return Envelope(StreamEnd(head["src"], head.get("reason", "eos")), ticket, count, origin)
-    if t == "ctl":
-        return Envelope(Control(head["type"], head.get("data", {})), ticket, count, origin)
-    if t != "f":
+        message = StreamStart(SourceInfo(**head["info"]))
+    elif t == "end":
+        message = StreamEnd(head["src"], head.get("reason", "eos"))
+    elif t == "ctl":
+        message = Control(head["type"], head.get("data", {}))
+    elif t == "f":
+        message = _decode_frame(head, iter(parts[1:]))
+    else:
         raise ValueError(f"unknown message type {t!r}")
-    pos = 1
-    images: list[np.ndarray | None] = []
-    for meta in head["img"]:
-        if meta is None:
-            images.append(None)
-        else:
-            images.append(_view(parts[pos], meta))
-            pos += 1
-    cols: dict[str, Any] = {}
-    for name, dtype, shape in head["det"]["arr"]:
-        cols[name] = _view(parts[pos], [dtype, shape])
-        pos += 1
-    for name, values in head["det"]["obj"].items():
-        arr = np.empty(len(values), dtype=object)
-        arr[:] = values
-        cols[name] = arr
-    labels = np.empty(len(head["det"]["lab"]), dtype=object)
-    labels[:] = head["det"]["lab"]
-    det = Detections(
-        cols["xyxy"],
-        cols["score"],
-        cols["class_id"],
-        labels,
-        cols["track_id"],
-        {name: cols[f"a:{name}"] for name in head["det"]["ord"]},  # in the order the stages wrote them
-    )
-    frame = Frame(
+    return Envelope(message, ticket, count, origin)
+
+
+def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
+    """A frame from its header and its buffers, taken in the order `_frame_head` appended them."""
+    image, annotated = (None if meta is None else _view(next(buffers), meta) for meta in head["img"])
+    if image is None:
+        raise ValueError("frame message without an image")
+    return Frame(
         source=head["src"],
         seq=head["seq"],
         pts=head["pts"],
         wall=head["wall"],
-        image=images[0],
-        detections=det,
+        image=image,
+        detections=_decode_detections(head["det"], buffers),
         events=tuple(Event.from_record(e) for e in head["ev"]),
         index=head["idx"],
-        annotated=images[1],
+        annotated=annotated,
         timings=head["tm"],
         errors=tuple(head["err"]),
     )
-    return Envelope(frame, ticket, count, origin)
+
+
+def _decode_detections(det: dict[str, Any], buffers: Iterator[Any]) -> Detections:
+    cols = {name: _view(next(buffers), [dtype, shape]) for name, dtype, shape in det["arr"]}
+    cols.update({name: _object_column(values) for name, values in det["obj"].items()})
+    return Detections(
+        cols["xyxy"],
+        cols["score"],
+        cols["class_id"],
+        _object_column(det["lab"]),
+        cols["track_id"],
+        {name: cols[f"a:{name}"] for name in det["ord"]},  # in the order the stages wrote them
+    )

@@ -7,8 +7,10 @@ pickled copy of the spec), so a stage behaves identically whatever its placement
 from __future__ import annotations
 
 import logging
+import os
 import signal
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -131,9 +133,22 @@ def run_worker(spec: WorkerSpec, links: WorkerLinks, stop: StopSignal) -> None:
 
 def process_main(spec: WorkerSpec, links: WorkerLinks, stop: StopSignal) -> None:
     """Entry point of a spawned worker process."""
+    exit_with_parent(os.getppid())
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent drains on Ctrl-C and tells us to stop
     logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
     import cv2
 
     cv2.setNumThreads(spec.threads)
     run_worker(spec, links, stop)
+
+
+def exit_with_parent(parent: int, every_s: float = 0.5) -> None:
+    """End this process soon after `parent` dies, even by SIGKILL (which runs no cleanup in the
+    parent): an orphaned worker would otherwise hold its model and sockets forever."""
+
+    def watch() -> None:
+        while os.getppid() == parent:
+            time.sleep(every_s)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()

@@ -1,1 +1,1 @@
-"""Built-in stage kinds, one module per family. Importing a module registers its kinds."""
+"""Built-in stage kinds, one module per family, declared as `vigil.stages` entry points in pyproject.toml."""

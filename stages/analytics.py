@@ -13,7 +13,7 @@ zones of one stage).
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -87,21 +87,23 @@ def _points_record(points: np.ndarray) -> list[list[float]]:
     return [[round(float(x), 2), round(float(y), 2)] for x, y in points]
 
 
-class _AnalyticsStage(Stage):
+AnalyticsT = TypeVar("AnalyticsT", bound=AnalyticsOptions)
+
+
+class _AnalyticsStage(Stage[AnalyticsT]):
     """Per-source state and the selection of tracked detections."""
 
     stateful = True
 
-    def __init__(self, options: Options, context: StageContext) -> None:
+    def __init__(self, options: AnalyticsT, context: StageContext) -> None:
         super().__init__(options, context)
         self._state: dict[str, Any] = {}
         self._untracked_frames = 0
         self._seen_tracked = False
 
-    def _tracked(self, frame: Frame) -> tuple[np.ndarray, np.ndarray, list[str]]:
+    def _tracked(self, frame: Frame) -> tuple[list[int], np.ndarray, list[str]]:
         """Track IDs, anchors (N, 2) and labels of the tracked detections that count."""
         o = self.options
-        assert isinstance(o, AnalyticsOptions)
         dets = frame.detections
         keep = dets.track_id >= 0
         if keep.any():
@@ -117,16 +119,15 @@ class _AnalyticsStage(Stage):
         if o.classes is not None:
             keep &= np.isin(dets.label.astype(str), o.classes)
         sel = dets[keep]
-        return sel.track_id, anchor_points(sel.xyxy, o.anchor), [str(x) for x in sel.label]
+        return sel.track_id.tolist(), anchor_points(sel.xyxy, o.anchor), [str(x) for x in sel.label]
 
     def _pixels(self, frame: Frame, points: Any) -> np.ndarray:
-        assert isinstance(self.options, AnalyticsOptions)
         h, w = frame.image.shape[:2]
         return to_pixels(points, w, h, self.options.normalized)
 
 
 @register("analytics.line")
-class LineStage(_AnalyticsStage):
+class LineStage(_AnalyticsStage[LineOptions]):
     """Counts tracks crossing a line (polyline), per direction (in/out) and label.
 
     Looking from the first point to the last, moving to the right-hand side is `in`, to the
@@ -136,11 +137,8 @@ class LineStage(_AnalyticsStage):
     Summary: counts[source] = {"in": {label: n}, "out": {label: n}}, total[source].
     """
 
-    Options = LineOptions
-
     def process(self, frame: Frame) -> Frame | None:
         o = self.options
-        assert isinstance(o, LineOptions)
         counter = self._state.get(frame.source)
         events = []
         if counter is None:
@@ -159,7 +157,7 @@ class LineStage(_AnalyticsStage):
 
     def _data(self, counter: LineCounter) -> dict[str, Any]:
         return {
-            "name": getattr(self.options, "name", None) or self.id,
+            "name": self.options.name or self.id,
             "line": _points_record(counter.points),
             "counts": counter.totals,
             "by_label": {d: dict(n) for d, n in counter.counts.items()},
@@ -172,7 +170,7 @@ class LineStage(_AnalyticsStage):
 
 
 @register("analytics.zone")
-class ZoneStage(_AnalyticsStage):
+class ZoneStage(_AnalyticsStage[ZoneOptions]):
     """Occupancy of named polygon zones and dwell time (seconds, from frame.pts) of each track.
 
     Events: `zone_enter` (track_id; data name, label, pts), `zone_exit` (+ dwell in s);
@@ -181,24 +179,22 @@ class ZoneStage(_AnalyticsStage):
     Summary: zones[source][zone] = visits, dwell_total_s, dwell_max_s, max_occupancy.
     """
 
-    Options = ZoneOptions
-
     def process(self, frame: Frame) -> Frame | None:
         o = self.options
-        assert isinstance(o, ZoneOptions)
         state = self._state.get(frame.source)
         if state is None:
             zones = {name: self._pixels(frame, pts) for name, pts in o.zones.items()}
+            shown: dict[str, list[int]] = {}
             state = self._state[frame.source] = (
                 ZoneMonitor(zones, o.min_distance, o.min_frames, o.max_age),
-                {},
+                shown,
             )
-        monitor, shown = state
+        monitor, shown = state  # shown: zone -> the track ids last reported inside it
         ids, anchors, labels = self._tracked(frame)
         changes = monitor.update(ids, anchors, labels, frame.pts)
         self._record(frame.source, changes)
         inside = monitor.occupancy()
-        counts = {zone: len(ids) for zone, ids in inside.items()}
+        counts = {zone: len(members) for zone, members in inside.items()}
 
         def data(zone: str, **extra: Any) -> dict[str, Any]:
             return {"name": zone, **extra, "zone": _points_record(monitor.zones[zone]), "counts": counts}
@@ -210,12 +206,12 @@ class ZoneStage(_AnalyticsStage):
                 extra["dwell"] = round(c.dwell, 4)
             events.append(Event(f"zone_{c.kind}", self.id, c.track_id, data(c.zone, **extra)))
         by_label = monitor.occupancy_by_label()
-        for zone, ids in inside.items():
+        for zone, members in inside.items():
             stats = self._stats(frame.source, zone)
-            stats["max_occupancy"] = max(stats["max_occupancy"], len(ids))
-            if shown.get(zone) != ids:
-                shown[zone] = ids
-                occupancy = data(zone, count=len(ids), by_label=by_label[zone], track_ids=ids)
+            stats["max_occupancy"] = max(stats["max_occupancy"], len(members))
+            if shown.get(zone) != members:
+                shown[zone] = members
+                occupancy = data(zone, count=len(members), by_label=by_label[zone], track_ids=members)
                 events.append(Event("zone_occupancy", self.id, None, occupancy))
         return frame.add_events(events) if events else frame
 

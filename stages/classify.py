@@ -16,7 +16,7 @@ ran first, outputs are smoothed per (source, track_id) (stages.attribute_smoothi
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, ClassVar, Literal
+from typing import Any, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
@@ -138,20 +138,22 @@ class FaceClassifyOptions(ClassifyOptions):
     )
 
 
-class CropClassifierStage(Stage):
+ClassifyT = TypeVar("ClassifyT", bound=ClassifyOptions)
+FaceClassifyT = TypeVar("FaceClassifyT", bound=FaceClassifyOptions)
+
+
+class CropClassifierStage(Stage[ClassifyT]):
     """Shared shell: gather crops of all frames, one batched inference, attributes, smoothing."""
 
     stateful: ClassVar[bool] = True  # per-track smoothing windows (harmless without a tracker)
+    columns: tuple[str, ...] = ()  # attribute columns written (a stage may choose them per instance)
 
     @classmethod
-    def is_stateful(cls, options: Options) -> bool:
-        return bool(getattr(options, "smoothing", True))  # without smoothing, frames are independent
+    def is_stateful(cls, options: ClassifyT) -> bool:
+        return options.smoothing  # without smoothing, frames are independent
 
-    columns: ClassVar[tuple[str, ...]] = ()
-
-    def __init__(self, options: ClassifyOptions, context: StageContext) -> None:
+    def __init__(self, options: ClassifyT, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: ClassifyOptions = options
         self.smoother: TrackSmoother | None = None
         self.models: list[Any] = []
         self.margin, self.square = 0.0, False
@@ -178,7 +180,7 @@ class CropClassifierStage(Stage):
     @property
     def select_labels(self) -> list[str] | None:
         """Detection labels to classify (None: all)."""
-        return getattr(self.options, "labels", None)
+        raise NotImplementedError
 
     # -- the shell
     def setup(self) -> None:
@@ -251,6 +253,14 @@ class CropClassifierStage(Stage):
         self.models = []
 
 
+class FaceClassifierStage(CropClassifierStage[FaceClassifyT]):
+    """Shell of the face attribute classifiers: crops of the detections labelled `labels`."""
+
+    @property
+    def select_labels(self) -> list[str] | None:
+        return self.options.labels
+
+
 class EmotionOptions(FaceClassifyOptions):
     """Options of `classify.emotion`."""
 
@@ -276,14 +286,13 @@ class EmotionOptions(FaceClassifyOptions):
 
 
 @register("classify.emotion")
-class EmotionClassifier(CropClassifierStage):
+class EmotionClassifier(FaceClassifierStage[EmotionOptions]):
     """Emotion of each face: `emotion`, `emotion_score`, `emotion_probs` (canonical 7-class vocabulary)."""
 
-    Options = EmotionOptions
     columns = ("emotion", "emotion_score", "emotion_probs")
 
     def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
-        o: EmotionOptions = self.options  # type: ignore[assignment]
+        o = self.options
         name = o.model
         if name == "auto":
             name = (
@@ -329,15 +338,14 @@ class AgeGenderOptions(FaceClassifyOptions):
 
 
 @register("classify.age_gender")
-class AgeGenderClassifier(CropClassifierStage):
+class AgeGenderClassifier(FaceClassifierStage[AgeGenderOptions]):
     """Age and gender of each face: `age` (years), `gender` (female|male), `gender_score`."""
 
-    Options = AgeGenderOptions
     columns = ("age", "gender", "gender_score")
     GENDERS: ClassVar[tuple[str, str]] = ("female", "male")
 
     def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
-        o: AgeGenderOptions = self.options  # type: ignore[assignment]
+        o = self.options
         name = o.model
         if name == "auto":
             name = "ssrnet" if o.backend == "tensorflow" else INTEL_AGE_GENDER
@@ -366,6 +374,3 @@ class AgeGenderClassifier(CropClassifierStage):
             "gender": self.GENDERS[label],
             "gender_score": round(float(probs[label]), 4),
         }
-
-
-from stages import classify_keras  # noqa: E402,F401  (registers classify.keras; it builds on the shell above)

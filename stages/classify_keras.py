@@ -166,36 +166,34 @@ class _KerasModel:
 
 
 @register("classify.keras")
-class KerasClassifier(CropClassifierStage):
+class KerasClassifier(CropClassifierStage[KerasOptions]):
     """Your own Keras classifier on detection crops or whole frames: `<attribute>`, `_score`, `_probs`."""
-
-    Options = KerasOptions
 
     @property
     def select_labels(self) -> list[str] | None:
-        return self.options.target_labels  # type: ignore[attr-defined,no-any-return]
+        return self.options.target_labels
 
     def load(self) -> tuple[list[Any], tuple[float, bool]]:
-        o: KerasOptions = self.options  # type: ignore[assignment]
+        o = self.options
         model = _KerasModel(
             Path(o.model).expanduser(), o.backend, o.device, self.context.threads, o.precision
         )
-        size = o.input_size or (model.width, model.height)
-        if None in size:
+        width, height = o.input_size or (model.width, model.height)
+        if width is None or height is None:
             raise ConfigError(
                 f"classify.keras: {Path(o.model).name} accepts any image size; set input_size: [w, h]"
             )
-        self.size = (int(size[0]), int(size[1]))
+        self.size = (int(width), int(height))
         self.colour = o.colour if o.colour != "auto" else ("gray" if model.channels == 1 else "rgb")
         if model.channels == 1 and self.colour != "gray":
             raise ConfigError(f"classify.keras: {Path(o.model).name} takes 1 channel; use colour: gray")
         self.names = load_labels(o.labels) if isinstance(o.labels, str) else list(o.labels or [])
         name = o.attribute
-        self.columns = (name, f"{name}_score", f"{name}_probs")  # type: ignore[misc]
+        self.columns = (name, f"{name}_score", f"{name}_probs")
         return [model], (float(o.margin or 0.0), False)
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
-        if self.options.target == "detections":  # type: ignore[attr-defined]
+        if self.options.target == "detections":
             return super().gather(frames)
         batch = CropBatch()
         for i, frame in enumerate(frames):
@@ -204,7 +202,7 @@ class KerasClassifier(CropClassifierStage):
         return batch
 
     def infer(self, crops: list[np.ndarray]) -> np.ndarray:
-        o: KerasOptions = self.options  # type: ignore[assignment]
+        o = self.options
         batch = normalise_crops(
             crops, self.size, self.colour, self.models[0].channels, o.scale, o.mean, o.std
         )
@@ -226,7 +224,7 @@ class KerasClassifier(CropClassifierStage):
         }
 
     def _annotate(self, frame: Frame, pairs: list[tuple[int, int]], raw: Any) -> Frame:
-        if self.options.target == "detections":  # type: ignore[attr-defined]
+        if self.options.target == "detections":
             return super()._annotate(frame, pairs, raw)
         ((k, _),) = pairs
         values = self.attributes(raw, k, None, frame.seq)

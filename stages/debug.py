@@ -13,6 +13,8 @@ from pipeline.stage import Options, Stage, register
 
 
 class FaultOptions(Options):
+    """Options of `debug.fault` (frame seqs count per source from 0)."""
+
     delay_ms: float = Field(0.0, ge=0, description="sleep this long on every frame, milliseconds")
     raise_on: list[int] = Field(default_factory=list, description="raise an exception on these frame seqs")
     crash_on: list[int] = Field(
@@ -25,13 +27,11 @@ class FaultOptions(Options):
 
 
 @register("debug.fault")
-class FaultStage(Stage):
+class FaultStage(Stage[FaultOptions]):
     """Pass frames through, sleeping, raising, dropping or crashing on chosen frames (for tests)."""
 
-    Options = FaultOptions
-
     def process(self, frame: Frame) -> Frame | None:
-        opts: FaultOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         if opts.delay_ms:
             time.sleep(opts.delay_ms / 1000)
         if frame.seq in opts.crash_on:

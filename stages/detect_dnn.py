@@ -1,6 +1,6 @@
 """DNN detectors as stages: `detect.ssd`, `detect.yolo`, `detect.face`.
 
-Thin shells over `models.detectors.build_detector`: the stage picks the model, backend and
+Thin shells over `models.detector_factory.build_detector`: the stage picks the model, backend and
 device from its options, keeps the detections of the wanted classes inside an optional
 region of interest, and appends them to the frame's detections. Several waiting frames are
 detected together (`batch:` on the stage) through the backend's async/batched path.
@@ -9,17 +9,22 @@ The run summary lists which backend, device and precision actually ran the model
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import TYPE_CHECKING, ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, field_validator
 
 from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
-from pipeline.stage import Options, Stage, register
+from pipeline.stage import Options, Stage, StageContext, register
+
+if TYPE_CHECKING:
+    from models.detectors import Detector
 
 
 class DetectOptions(Options):
+    """Options shared by the DNN detectors (sizes in pixels of the full frame)."""
+
     model: str = Field(description="catalog name (see `vigil models list`) or a path to your own model file")
     labels: str | None = Field(None, description="labels file for your own model (one name per line)")
     backend: Literal["auto", "openvino", "tensorflow", "opencv"] = Field(
@@ -56,17 +61,24 @@ class DetectOptions(Options):
         return v
 
 
-class _DetectStage(Stage):
+DetectT = TypeVar("DetectT", bound=DetectOptions)
+
+
+class _DetectStage(Stage[DetectT]):
     """Shared body of the DNN detector stages."""
 
     families: ClassVar[tuple[str, ...]] = ()
     family_name: ClassVar[str] = ""
 
+    def __init__(self, options: DetectT, context: StageContext) -> None:
+        super().__init__(options, context)
+        self.detector: Detector | None = None
+
     def setup(self) -> None:
-        from models.detectors import open_detector
+        from models.detector_factory import open_detector
         from models.loader import choose
 
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         choice = choose(opts.model, opts.backend, labels=opts.labels)  # resolved (and verified) once
         decoder = choice.resolved.format.decoder
         if decoder not in self.families:
@@ -89,7 +101,7 @@ class _DetectStage(Stage):
         self.log.info("%s on %s/%s (%s)", info["model"], info["backend"], info["device"], info["precision"])
 
     def _keep(self, det: Detections, shape: tuple[int, ...]) -> Detections:
-        opts: DetectOptions = self.options  # type: ignore[assignment]
+        opts = self.options
         keep = np.ones(len(det), bool)
         if opts.classes is not None:
             names = {str(c) for c in opts.classes}
@@ -113,24 +125,32 @@ class _DetectStage(Stage):
             keep &= sides >= opts.min_size
         return det if keep.all() else det[keep]
 
+    def _detector(self) -> Detector:
+        if self.detector is None:
+            self.setup()
+        assert self.detector is not None  # setup() sets it or raises
+        return self.detector
+
     def process(self, frame: Frame) -> Frame:
-        found = self._keep(self.detector.detect(frame.image), frame.image.shape)
+        found = self._keep(self._detector().detect(frame.image), frame.image.shape)
         return frame.with_detections(Detections.concat([frame.detections, found]))
 
     def process_batch(self, frames: list[Frame]) -> list[Frame | None]:
-        results = self.detector.detect_many([f.image for f in frames])
+        results = self._detector().detect_many([f.image for f in frames])
         return [
             f.with_detections(Detections.concat([f.detections, self._keep(d, f.image.shape)]))
             for f, d in zip(frames, results, strict=True)
         ]
 
     def close(self) -> None:
-        detector = getattr(self, "detector", None)
-        if detector is not None:
-            detector.close()
+        if self.detector is not None:
+            self.detector.close()
+            self.detector = None
 
 
 class SsdOptions(DetectOptions):
+    """Options of `detect.ssd`."""
+
     model: str = Field(
         "ssd-mobilenet-v1-coco",
         description="ssd-mobilenet-v1-coco | pedestrian-ssdlite | "
@@ -139,39 +159,40 @@ class SsdOptions(DetectOptions):
 
 
 class YoloOptions(DetectOptions):
+    """Options of `detect.yolo`."""
+
     model: str = Field(
         "yolox-nano", description="yolox-nano, or your own YOLOX/YOLOv5/YOLOv8 ONNX file + labels"
     )
 
 
 class FaceOptions(DetectOptions):
+    """Options of `detect.face`."""
+
     model: str = Field(
         "yunet", description="yunet | blazeface-short-range | blazeface-full-range | blazeface-back"
     )
 
 
 @register("detect.ssd")
-class SsdDetect(_DetectStage):
+class SsdDetect(_DetectStage[SsdOptions]):
     """SSD detectors (TF Object Detection API, OpenVINO DetectionOutput, anchor SSD) for objects or people."""
 
-    Options = SsdOptions
     families = ("tfod", "ssd_anchors", "detection_output")
     family_name = "SSD"
 
 
 @register("detect.yolo")
-class YoloDetect(_DetectStage):
+class YoloDetect(_DetectStage[YoloOptions]):
     """YOLO detectors: YOLOX (catalog), or your own YOLOX/YOLOv5/YOLOv8 ONNX export with a labels file."""
 
-    Options = YoloOptions
     families = ("yolox", "yolo")
     family_name = "YOLO"
 
 
 @register("detect.face")
-class FaceDetect(_DetectStage):
+class FaceDetect(_DetectStage[FaceOptions]):
     """DNN face detectors (YuNet, BlazeFace) with landmarks in the `landmarks` attribute."""
 
-    Options = FaceOptions
     families = ("yunet", "blazeface")
     family_name = "face"

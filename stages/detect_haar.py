@@ -121,17 +121,14 @@ def _scaled_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 @register("detect.haar")
-class HaarDetector(Stage):
+class HaarDetector(Stage[HaarOptions]):
     """Haar cascade detector: adds one detection per box found (score 1.0) to the frame's detections.
 
     One cv2.CascadeClassifier per stage instance (it is not safe to share across threads).
     """
 
-    Options = HaarOptions
-
     def __init__(self, options: HaarOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: HaarOptions = options
         self._cascade: cv2.CascadeClassifier | None = None
 
     def setup(self) -> None:

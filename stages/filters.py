@@ -64,15 +64,12 @@ class SketchOptions(Options):
 
 
 @register("filter.sketch")
-class Sketch(Stage):
+class Sketch(Stage[SketchOptions]):
     """Replace the image with a pencil-sketch edge drawing (3-channel BGR, same size).
 
     Detections and events are kept. Put it before `render` so boxes are drawn on the sketch.
     """
 
-    Options = SketchOptions
-
     def process(self, frame: Frame) -> Frame:
         o = self.options
-        assert isinstance(o, SketchOptions)
         return frame.replace(image=sketch(frame.image, o.blur_kernel, o.canny_low, o.canny_high, o.invert))

@@ -18,7 +18,7 @@ import cv2
 import numpy as np
 from pydantic import Field
 
-from pipeline.frame import NO_TRACK, Event, Frame
+from pipeline.frame import NO_TRACK, Event, Frame, SourceInfo
 from pipeline.stage import Options, Stage, StageContext, register
 
 BGR = tuple[int, int, int]
@@ -165,7 +165,11 @@ class RenderOptions(Options):
     show_scores: bool = Field(True, description="print detection and attribute scores")
     show_attributes: bool = Field(True, description="print attributes (emotion, gender, age, ...)")
     show_track_ids: bool = Field(True, description="print #track_id before the label")
-    show_fps: bool = Field(True, description="print per-source frames per second (wall clock at this stage)")
+    show_fps: bool | None = Field(
+        None,
+        description="print per-source frames per second (wall clock at this stage); "
+        "null: only on live sources (cameras, streams), so renders of a recorded file repeat exactly",
+    )
     show_events: bool = Field(True, description="draw event geometry (data.line, data.zone) and data.counts")
     trail_length: int = Field(
         30, ge=0, description="centres kept per track for its trail, in frames (0 = no trails)"
@@ -177,25 +181,37 @@ class RenderOptions(Options):
 
 
 @register("render")
-class Render(Stage):
+class Render(Stage[RenderOptions]):
     """Draw boxes, labels, attributes, track trails, fps and analytics events into `frame.annotated`.
 
     Stateful: keeps per-source fps, track trails and the latest event geometry.
     """
 
-    Options = RenderOptions
     stateful = True
 
     def __init__(self, options: RenderOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: RenderOptions = options
         self._trails: dict[tuple[str, int], deque[tuple[int, int]]] = {}
         self._last_seen: dict[tuple[str, int], int] = {}
         self._clock: dict[str, tuple[float, float]] = {}  # source -> (last arrival, smoothed fps)
+        self._live: dict[str, bool] = {}  # source -> live, from start_stream
         self._overlays: dict[
             tuple[str, str, str], dict[str, Any]
         ] = {}  # (source, stage, name) -> line/zone points
         self._counts: dict[tuple[str, str], dict[str, Any]] = {}  # (source, stage) -> latest counts
+
+    def start_stream(self, info: SourceInfo) -> None:
+        self._live[info.id] = info.live
+
+    def shows_fps(self, source: str) -> bool:
+        """Whether frames of `source` get the fps tag: `show_fps` when set, else only live sources
+        (wall-clock fps on a recorded file would make each run's video different)."""
+        if self.options.show_fps is not None:
+            return self.options.show_fps
+        if source in self._live:
+            return self._live[source]
+        info = self.context.sources.get(source)
+        return info is not None and info.live
 
     def colour(self, label: str, class_id: int, track_id: int) -> BGR:
         """The colour of one detection (stable per class, or per track id)."""
@@ -204,13 +220,13 @@ class Render(Stage):
         return colour_for(label or class_id)
 
     def process(self, frame: Frame) -> Frame:
-        canvas = np.array(frame.view, dtype=np.uint8, copy=True)
+        canvas: np.ndarray = np.array(frame.view, dtype=np.uint8, copy=True)
         if canvas.ndim == 2:
             canvas = cv2.cvtColor(canvas, cv2.COLOR_GRAY2BGR)
         if self.options.show_events:
             self._draw_events(canvas, frame.source, frame.events)
         self._draw_detections(canvas, frame)
-        if self.options.show_fps:
+        if self.shows_fps(frame.source):
             self._draw_fps(canvas, frame.source)
         return frame.replace(annotated=canvas)
 
@@ -314,11 +330,10 @@ class Render(Stage):
             y -= int(30 * self.options.font_scale) + 6
 
     def end_stream(self, source: str) -> list[Frame]:
-        for store in (self._trails, self._last_seen):
-            for key in [k for k in store if k[0] == source]:
-                del store[key]
-        for store in (self._overlays, self._counts):
+        stores: tuple[dict[Any, Any], ...] = (self._trails, self._last_seen, self._overlays, self._counts)
+        for store in stores:  # every key starts with the source id
             for key in [k for k in store if k[0] == source]:
                 del store[key]
         self._clock.pop(source, None)
+        self._live.pop(source, None)
         return []

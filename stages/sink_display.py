@@ -50,17 +50,15 @@ class DisplaySinkOptions(Options):
 
 
 @register("sink.display")
-class DisplaySink(Stage):
+class DisplaySink(Stage[DisplaySinkOptions]):
     """Show frames in a window. Pressing q or Esc (or closing the window) sets `stop_requested`,
     which the runner reads to end the run. Needs the GUI wheel `opencv-python<5`, not the headless
     one. Frames pass through unchanged."""
 
-    Options = DisplaySinkOptions
     stateful = True
 
     def __init__(self, options: DisplaySinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: DisplaySinkOptions = options
         self.stop_requested = False
         self._windows: dict[str, str] = {}
 

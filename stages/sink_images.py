@@ -50,16 +50,14 @@ class ImagesSinkOptions(Options):
 
 
 @register("sink.images")
-class ImagesSink(Stage):
+class ImagesSink(Stage[ImagesSinkOptions]):
     """Save `frame.view` as image files, filtered by detections/labels and thinned by
     `every_n`, `min_interval_s` and `max_images`. Frames pass through unchanged."""
 
-    Options = ImagesSinkOptions
     stateful = True
 
     def __init__(self, options: ImagesSinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: ImagesSinkOptions = options
         self.folder = output_path(context, options.folder)
         self._qualified: dict[str, int] = {}
         self._last_pts: dict[str, float] = {}

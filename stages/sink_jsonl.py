@@ -38,17 +38,15 @@ class JsonlSinkOptions(Options):
 
 
 @register("sink.jsonl")
-class JsonlSink(Stage):
+class JsonlSink(Stage[JsonlSinkOptions]):
     """Append `json.dumps(frame.to_record())` for each frame: source, seq, pts, detections
     (box [x1, y1, x2, y2] px, score, label, class_id, track_id, attributes), plus index, events
     and errors when present. Frames pass through unchanged."""
 
-    Options = JsonlSinkOptions
     stateful = True
 
     def __init__(self, options: JsonlSinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: JsonlSinkOptions = options
         self.path = output_path(context, options.path)
         self._file: IO[str] | None = None
         self._pending = 0

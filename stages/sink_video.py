@@ -53,17 +53,15 @@ class _Output:
 
 
 @register("sink.video")
-class VideoSink(Stage):
+class VideoSink(Stage[VideoSinkOptions]):
     """Write every frame it gets to a video file per source (same frame count and fps as the input
     on lossless links). The file is written in place and finalised by `end_stream`/`close`, so a
     run stopped with Ctrl-C still leaves a playable file. Frames pass through unchanged."""
 
-    Options = VideoSinkOptions
     stateful = True
 
     def __init__(self, options: VideoSinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
-        self.options: VideoSinkOptions = options
         self._infos: dict[str, SourceInfo] = {}
         self._outputs: dict[str, _Output] = {}
         self.written: list[Path] = []

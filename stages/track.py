@@ -8,7 +8,7 @@ without a confirmed track keep track_id -1.
 
 from __future__ import annotations
 
-from typing import ClassVar, Literal
+from typing import ClassVar, Literal, TypeVar
 
 import numpy as np
 from pydantic import Field, model_validator
@@ -45,13 +45,17 @@ class IouTrackOptions(TrackOptions):
     )
 
 
-class SortOptions(TrackOptions):
-    """Options of `track.sort` (Kalman constant-velocity prediction + Hungarian IoU matching)."""
+class KalmanTrackOptions(TrackOptions):
+    """Options shared by the trackers with a Kalman motion model."""
 
     smooth_boxes: bool = Field(False, description="replace tracked boxes by the Kalman estimate")
 
 
-class ByteTrackOptions(TrackOptions):
+class SortOptions(KalmanTrackOptions):
+    """Options of `track.sort` (Kalman constant-velocity prediction + Hungarian IoU matching)."""
+
+
+class ByteTrackOptions(KalmanTrackOptions):
     """Options of `track.bytetrack` (two-stage association: high-score then low-score boxes).
 
     Give it the detector's low-score boxes too (detector threshold around `low_score`).
@@ -73,7 +77,6 @@ class ByteTrackOptions(TrackOptions):
     low_iou_threshold: float = Field(
         0.5, ge=0, le=1, description="minimum IoU (0..1) to match in the low-score stage"
     )
-    smooth_boxes: bool = Field(False, description="replace tracked boxes by the Kalman estimate")
 
     @model_validator(mode="after")
     def _ordered(self) -> ByteTrackOptions:
@@ -82,7 +85,11 @@ class ByteTrackOptions(TrackOptions):
         return self
 
 
-class _TrackStage(Stage):
+TrackT = TypeVar("TrackT", bound=TrackOptions)
+KalmanTrackT = TypeVar("KalmanTrackT", bound=KalmanTrackOptions)
+
+
+class _TrackStage(Stage[TrackT]):
     """Runs one pure tracker per source.
 
     Every option except `smooth_boxes` (the stage's own) is the tracker constructor's
@@ -92,7 +99,7 @@ class _TrackStage(Stage):
     stateful: ClassVar[bool] = True
     tracker: ClassVar[type[Tracker]]
 
-    def __init__(self, options: Options, context: StageContext) -> None:
+    def __init__(self, options: TrackT, context: StageContext) -> None:
         super().__init__(options, context)
         self._trackers: dict[str, Tracker] = {}
 
@@ -105,10 +112,15 @@ class _TrackStage(Stage):
             tracker = self._trackers[frame.source] = self.make_tracker()
         dets = frame.detections
         dets = dets.with_track_ids(tracker.update(dets.xyxy, dets.score, dets.class_id))
-        if getattr(self.options, "smooth_boxes", False):
+        if self.smooth_boxes:
             dets = dets.replace(xyxy=tracker.smoothed.astype(np.float32))
         self.context.report.setdefault("track_ids", {})[frame.source] = tracker.table.next_id - 1
         return frame.with_detections(dets)
+
+    @property
+    def smooth_boxes(self) -> bool:
+        """Whether tracked boxes are replaced by the tracker's estimate (trackers with a motion model)."""
+        return False
 
     def end_stream(self, source: str) -> list[Frame]:
         # Drop the tracks but keep the tracker: its ID counter must not start again at 1.
@@ -117,25 +129,30 @@ class _TrackStage(Stage):
         return []
 
 
+class _KalmanTrackStage(_TrackStage[KalmanTrackT]):
+    """A tracker stage whose tracker has a motion model, so its boxes can replace the detections'."""
+
+    @property
+    def smooth_boxes(self) -> bool:
+        return self.options.smooth_boxes
+
+
 @register("track.iou")
-class IouTrackStage(_TrackStage):
+class IouTrackStage(_TrackStage[IouTrackOptions]):
     """IoU tracker: matches each detection to the last box of a track (no motion model)."""
 
-    Options = IouTrackOptions
     tracker = IouTracker
 
 
 @register("track.sort")
-class SortStage(_TrackStage):
+class SortStage(_KalmanTrackStage[SortOptions]):
     """SORT: Kalman-predicted boxes matched to detections by optimal IoU assignment."""
 
-    Options = SortOptions
     tracker = SortTracker
 
 
 @register("track.bytetrack")
-class ByteTrackStage(_TrackStage):
+class ByteTrackStage(_KalmanTrackStage[ByteTrackOptions]):
     """ByteTrack: high-score detections first, then low-score ones to the remaining tracks."""
 
-    Options = ByteTrackOptions
     tracker = ByteTracker

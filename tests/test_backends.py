@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from models.backends import load_backend
+from models.backends.opencv_dnn import _config_file, _output_order
 from models.backends.selection import Hardware, rank_backends
 from pipeline.errors import ModelError
 
@@ -124,6 +125,22 @@ def test_opencv_dnn_matches_openvino(models_dir: Path, ov_yolox, x_nchw: np.ndar
     np.testing.assert_allclose(cv.infer(x_nchw)["output"], ov_yolox.infer(x_nchw)["output"], atol=1e-3)
     with pytest.raises(ModelError, match="CUDA"):
         load_backend(models_dir / YOLOX, "opencv", "cuda:0")
+    cv.close()
+    cv.close()  # idempotent
+    with pytest.raises(ModelError, match="after close"):
+        cv.infer(x_nchw)
+
+
+def test_opencv_dnn_finds_the_sibling_config_and_orders_outputs(tmp_path: Path) -> None:
+    weights, cfg = tmp_path / "net.weights", tmp_path / "net.cfg"
+    weights.write_bytes(b"")
+    assert _config_file(weights, None) is None  # no sibling yet
+    cfg.write_text("")
+    assert _config_file(weights, None) == cfg
+    assert _config_file(weights, "") is None  # an explicit empty config is kept empty
+    assert _config_file(tmp_path / "m.onnx", tmp_path / "x.cfg") == tmp_path / "x.cfg"
+    assert _output_order(["a", "b", "c"], None) == ["a", "b", "c"]
+    assert _output_order(["a", "b", "c"], ["c", "zz", "a"]) == ["c", "a", "b"]
 
 
 @pytest.mark.model
@@ -207,8 +224,8 @@ def test_load_backend_refuses_what_a_runtime_cannot_read(models_dir: Path) -> No
 def test_openvino_detector_path_never_imports_tensorflow(models_dir: Path) -> None:
     code = (
         "import sys, numpy as np\n"
-        "import models, models.detectors, models.cli\n"
-        "from models.detectors import build_detector\n"
+        "import models, models.detectors, pipeline.cli\n"
+        "from models.detector_factory import build_detector\n"
         "d = build_detector('yolox-nano', backend='openvino', device='CPU')\n"
         "d.detect(np.zeros((240, 320, 3), np.uint8))\n"
         "d2 = build_detector('blazeface', backend='tensorflow')\n"  # LiteRT needs no TensorFlow either
@@ -240,3 +257,25 @@ def test_auto_falls_back_to_the_backend_whose_files_are_present(
     choice = loader.choose("ssd-mobilenet-v1-coco", "auto")
     assert (choice.backend, choice.resolved.format.id) == ("tensorflow", "detect")
     assert "openvino files are not present" in choice.reason
+
+
+def test_openvino_compile_config_puts_cpu_knobs_where_the_device_reads_them() -> None:
+    from types import SimpleNamespace
+
+    from models.backends.openvino import _compile_config
+
+    core = SimpleNamespace(available_devices=["CPU", "GPU"])
+    assert _compile_config(core, "CPU", "throughput", 2, "f32") == {
+        "PERFORMANCE_HINT": "THROUGHPUT",
+        "INFERENCE_NUM_THREADS": 2,
+        "INFERENCE_PRECISION_HINT": "f32",
+    }
+    assert _compile_config(core, "GPU.0", "latency", 2, "f16") == {
+        "PERFORMANCE_HINT": "LATENCY",
+        "INFERENCE_PRECISION_HINT": "f16",
+    }
+    auto = _compile_config(core, "AUTO", "odd", 4, "auto")
+    assert auto == {"PERFORMANCE_HINT": "LATENCY", "DEVICE_PROPERTIES": {"CPU": {"INFERENCE_NUM_THREADS": 4}}}
+    assert _compile_config(SimpleNamespace(available_devices=["NPU"]), "AUTO", "latency", 4, None) == {
+        "PERFORMANCE_HINT": "LATENCY"
+    }

@@ -13,10 +13,10 @@ import pytest
 
 from models import integrity
 from models.catalog import load_catalog, parse_catalog
-from models.cli import cmd_list, cmd_verify
 from models.fetch import fetch
 from models.labels import load_labels
 from models.resolver import resolve, search_roots
+from pipeline.cli.models import cmd_list, cmd_verify
 from pipeline.errors import ModelError
 
 YUNET = "face_detection/yunet/face_detection_yunet_2023mar.onnx"

@@ -11,7 +11,8 @@ import pytest
 
 from models.catalog import InputSpec
 from models.classifiers import build_classifier
-from models.detectors import Detector, build_detector
+from models.detector_factory import build_detector
+from models.detectors import Detector
 from models.geometry import box_iou, clip_boxes, expand_boxes
 from pipeline.errors import ModelError
 from pipeline.frame import Detections
@@ -279,3 +280,12 @@ def test_keras_classifier_matches_the_ir(image) -> None:
     ir = build_classifier("fer2013-mini-xception", "openvino", "CPU", precision="f32")
     assert keras.info.format == "keras" and ir.info.format == "ir"
     np.testing.assert_allclose(keras.classify([crop]), ir.classify([crop]), atol=1e-4)
+
+
+@pytest.mark.model
+def test_a_closed_opencv_yunet_says_so(image) -> None:
+    yunet = build_detector("yunet", "opencv", "CPU", threads=1)  # its own: the shared one stays open
+    assert len(yunet.detect(image("astronaut.png"))) >= 1
+    yunet.close()
+    with pytest.raises(ModelError, match="after close"):
+        yunet.detect(image("astronaut.png"))

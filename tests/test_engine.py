@@ -28,7 +28,7 @@ def _record_pipeline(**links: Any) -> dict[str, Any]:
     return {
         "version": 1,
         "stages": [
-            {"id": "video", "kind": "sink.video", "with": {"path": "video.mp4"}},
+            {"id": "video", "kind": "sink.video", "with": {"path": "video_{source}.mp4"}},
             {"id": "results", "kind": "sink.jsonl", "with": {"path": "results.jsonl"}},
         ],
         "links": {"policy": "lossless", **links},
@@ -209,3 +209,18 @@ def test_a_source_that_breaks_fails_the_run_and_says_why(
     assert "input/output error" in result.summary["sources"]["cam0"]["error"]
     assert "cam0" in result.summary["error"]
     assert len((tmp_path / "results.jsonl").read_text().splitlines()) == 3  # what was read is kept
+
+
+def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    text = (REPO / "README.md").read_text()
+    code = text.split("## Use from Python", 1)[1].split("```python", 1)[1].split("```", 1)[0]
+    code = code.replace('output_dir="out"', f"output_dir={str(tmp_path)!r}")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    lines = proc.stdout.splitlines()
+    assert len([line for line in lines if " face at (" in line]) == 62
+    assert lines[-1].startswith("completed ")
+    assert _video_frames(tmp_path / "annotated.mp4") == 62

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 import cv2
@@ -296,3 +297,59 @@ def test_render_draws_every_zone_of_one_zone_stage():
     )
     out = stage.process(Frame("cam", 0, 0.0, 0.0, image, events=(left, right)))
     assert out.annotated[10:61, 10].any() and out.annotated[10:61, 120].any()  # both polygons' left edges
+
+
+class FakeClock:
+    """A monotonic clock that moves on by a chosen step on every reading."""
+
+    def __init__(self, step: float) -> None:
+        self.now, self.step = 100.0, step
+
+    def monotonic(self) -> float:
+        self.now += self.step
+        return self.now
+
+
+def render_clip(
+    images: list[np.ndarray],
+    tmp_path: Path,
+    live: bool,
+    step: float,
+    monkeypatch: pytest.MonkeyPatch,
+    **options: object,
+) -> list[np.ndarray]:
+    """`frame.annotated` of each image, rendered by a fresh `render` stage with a clock ticking `step` s."""
+    import stages.render
+
+    monkeypatch.setattr(stages.render, "time", FakeClock(step))
+    source = replace(info("cam", images[0]), live=live, kind="camera" if live else "file")
+    stage = make("render", tmp_path, sources={"cam": source}, **options)
+    stage.start_stream(source)
+    det = Detections.create([[40, 30, 200, 180]], [0.9], [0], ["face"], track_id=[3])
+    out = [stage.process(frame(image, seq, det=det)) for seq, image in enumerate(images)]
+    return [f.annotated for f in out if f is not None and f.annotated is not None]
+
+
+def test_render_of_a_recorded_file_is_the_same_in_every_run(
+    media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # regression: wall-clock fps was drawn on every frame, so two renders of one file differed
+    images = read_frames(media / CLIP, 4)
+    first = render_clip(images, tmp_path, False, 0.05, monkeypatch)
+    second = render_clip(images, tmp_path, False, 0.11, monkeypatch)
+    assert len(first) == 4 and all(a.tobytes() == b.tobytes() for a, b in zip(first, second, strict=True))
+    forced = render_clip(images, tmp_path, False, 0.05, monkeypatch, show_fps=True)
+    assert forced[-1][:30, :160].tobytes() != first[-1][:30, :160].tobytes()  # show_fps: true draws it
+
+
+def test_render_shows_fps_on_a_live_source(
+    media: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    images = read_frames(media / CLIP, 3)
+    plain = render_clip(images, tmp_path, True, 0.1, monkeypatch, show_fps=False)
+    shown = render_clip(images, tmp_path, True, 0.1, monkeypatch)
+    tag = np.any(shown[-1] != plain[-1], axis=2)
+    assert tag[:30, :160].sum() > 100 and not tag[40:].any()  # the fps tag, top left, nothing else
+    stage = make("render", tmp_path)
+    stage.start_stream(replace(info("cam", images[0]), live=True))
+    assert stage.shows_fps("cam") and not stage.shows_fps("other")  # unknown sources: no fps

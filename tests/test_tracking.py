@@ -7,6 +7,10 @@ import pytest
 from pydantic import ValidationError
 from scipy.optimize import linear_sum_assignment
 
+from benchmarks.trackers import TRACKERS as TRACKERS_BY_KIND
+from benchmarks.trackers import format_rows as format_tracker_bench
+from benchmarks.trackers import run as run_tracker_bench
+from benchmarks.trackers import synthetic_frames
 from pipeline.evaluation.mot import MotSequence, evaluate_mot
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
@@ -31,8 +35,6 @@ from stages.tracking import (
     match_greedy,
     match_hungarian,
 )
-from stages.tracking.bench import TRACKERS as TRACKERS_BY_KIND
-from stages.tracking.bench import format_tracker_bench, run_tracker_bench, synthetic_frames
 
 TRACKERS = {"iou": IouTracker, "sort": SortTracker, "bytetrack": ByteTracker}
 MOTION_TRACKERS = {"sort": SortTracker, "bytetrack": ByteTracker}

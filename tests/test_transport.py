@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 
@@ -142,6 +143,19 @@ def test_wire_round_trip_keeps_everything_and_gives_read_only_images():
         Control("ready", {"wid": 2}),
     ):
         assert decode(encode(msg)).message == msg
+
+
+def test_wire_without_annotation_and_malformed_headers():
+    frame = Frame("cam", 0, 0.0, 0.0, np.zeros((2, 3, 3), np.uint8), Detections.create([[0, 0, 1, 1]]))
+    parts = encode(frame)
+    assert len(parts) == 1 + 1 + 4  # header, image, xyxy/score/class_id/track_id
+    out = decode(parts).message
+    assert out.annotated is None and out.detections.to_records() == frame.detections.to_records()
+    header = json.loads(parts[0])
+    with pytest.raises(ValueError, match="without an image"):
+        decode([json.dumps({**header, "img": [None, None]}).encode(), *parts[2:]])
+    with pytest.raises(ValueError, match="unknown message type"):
+        decode([json.dumps({"t": "nope"}).encode()])
 
 
 def test_inproc_images_arrive_without_a_copy(tmp_path):

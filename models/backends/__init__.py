@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from models.backends.base import Backend, BackendInfo, TensorSpec
-from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES
+from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES, FormatKind
 from pipeline.errors import ModelError
 
 __all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
@@ -21,7 +21,7 @@ __all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
 log = logging.getLogger("vigil.models")
 
 
-def kind_of(path: str | Path) -> str:
+def kind_of(path: str | Path) -> FormatKind:
     """The format kind of a model file or SavedModel folder, from its name."""
     p = Path(path)
     if p.is_dir() and (p / "saved_model.pb").is_file():
@@ -63,6 +63,38 @@ def load_backend(
     if not path.exists():
         raise ModelError(f"model file {path} not found")
     kind = kind or kind_of(path)
+    backend = _runtime_for(path, backend, kind)
+    if backend == "openvino":
+        from models.backends.openvino import OpenVinoBackend
+
+        return OpenVinoBackend(
+            path,
+            device,
+            threads,
+            inputs=inputs,
+            outputs=outputs,
+            mode=mode,
+            batch=batch,
+            input_shape=input_shape,
+            precision=precision,
+        )
+    if backend == "tensorflow" and kind == "tflite":
+        from models.backends.litert import LiteRtBackend
+
+        return LiteRtBackend(path, device, threads, inputs=inputs, outputs=outputs)
+    if backend == "tensorflow":
+        from models.backends.tensorflow import TensorFlowBackend
+
+        return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
+    from models.backends.opencv_dnn import OpenCvDnnBackend
+
+    return OpenCvDnnBackend(
+        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
+    )
+
+
+def _runtime_for(path: Path, backend: str, kind: str) -> str:
+    """`backend`, or for `auto` the best installed one; refused when it cannot read `kind` files."""
     readable = KIND_BACKENDS.get(kind, ())
     if backend == "auto":
         from models.backends.selection import rank_backends
@@ -78,30 +110,4 @@ def load_backend(
         raise ModelError(
             f"backend {backend!r} cannot run {kind} files ({path.name}); use {', '.join(readable) or 'none'}"
         )
-    if backend == "openvino":
-        from models.backends.openvino import OpenVinoBackend
-
-        return OpenVinoBackend(
-            path,
-            device,
-            threads,
-            inputs=inputs,
-            outputs=outputs,
-            mode=mode,
-            batch=batch,
-            input_shape=input_shape,
-            precision=precision,
-        )
-    if backend == "tensorflow":
-        if kind == "tflite":
-            from models.backends.litert import LiteRtBackend
-
-            return LiteRtBackend(path, device, threads, inputs=inputs, outputs=outputs)
-        from models.backends.tensorflow import TensorFlowBackend
-
-        return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
-    from models.backends.opencv_dnn import OpenCvDnnBackend
-
-    return OpenCvDnnBackend(
-        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
-    )
+    return backend

@@ -44,6 +44,31 @@ def _target(device: str, precision: str | None) -> tuple[int, int, str, str]:
     return cv2.dnn.DNN_BACKEND_OPENCV, cv2.dnn.DNN_TARGET_CPU, "CPU", "f32"
 
 
+def _config_file(path: Path, config: str | Path | None) -> Path | None:
+    """The given config, else the sibling file a Caffe/Darknet/TF graph needs (when present)."""
+    if config is not None:
+        return Path(config) if config else None
+    suffix = _CONFIG_SUFFIXES.get(path.suffix)
+    sibling = path.with_suffix(suffix) if suffix else None
+    return sibling if sibling is not None and sibling.is_file() else None
+
+
+def _read_net(path: Path, config: Path | None) -> cv2.dnn.Net:
+    try:
+        return cv2.dnn.readNet(str(path), str(config) if config else "")
+    except cv2.error as exc:
+        lines = [line for line in str(exc).splitlines() if line.strip()]
+        raise ModelError(f"OpenCV DNN cannot read {path.name}: {lines[-1] if lines else exc}") from None
+
+
+def _output_order(net_outputs: Sequence[str], wanted: Sequence[str] | None) -> list[str]:
+    """The net's unconnected outputs, the `wanted` ones first in their given order."""
+    names = list(net_outputs)
+    if not wanted:
+        return names
+    return [n for n in wanted if n in names] + [n for n in names if n not in wanted]
+
+
 class OpenCvDnnBackend(Backend):
     """A `cv2.dnn.Net` with its preferable backend/target set."""
 
@@ -62,26 +87,18 @@ class OpenCvDnnBackend(Backend):
         precision: str | None = None,
     ) -> None:
         path = Path(path)
-        if config is None and path.suffix in _CONFIG_SUFFIXES:
-            sibling = path.with_suffix(_CONFIG_SUFFIXES[path.suffix])
-            config = sibling if sibling.is_file() else None
-        try:
-            self._net = cv2.dnn.readNet(str(path), str(config) if config else "")
-        except cv2.error as exc:
-            lines = [line for line in str(exc).splitlines() if line.strip()]
-            raise ModelError(f"OpenCV DNN cannot read {path.name}: {lines[-1] if lines else exc}") from None
+        net = _read_net(path, _config_file(path, config))
         backend_id, target_id, device_name, prec = _target(device, precision)
-        self._net.setPreferableBackend(backend_id)
-        self._net.setPreferableTarget(target_id)
+        net.setPreferableBackend(backend_id)
+        net.setPreferableTarget(target_id)
         if threads is not None:
             log.debug("opencv: cv2.setNumThreads(%d) (process-wide)", threads)
             cv2.setNumThreads(int(threads))
-        names = list(self._net.getUnconnectedOutLayersNames())
-        if outputs:
-            names = [n for n in outputs if n in names] + [n for n in names if n not in outputs]
+        self._net: cv2.dnn.Net | None = net
         shape = tuple(input_shape) if input_shape else (1, None, None, None)
         self._input_names = list(inputs or [])
         self.inputs = [TensorSpec(n, shape, np.dtype(np.float32)) for n in (self._input_names or ["input"])]
+        names = _output_order(net.getUnconnectedOutLayersNames(), outputs)
         self.outputs = [TensorSpec(n, (), np.dtype(np.float32)) for n in names]
         self._lock = threading.Lock()
         self.info = BackendInfo(
@@ -98,6 +115,8 @@ class OpenCvDnnBackend(Backend):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> Outputs:
         with self._lock:
+            if self._net is None:
+                raise ModelError("OpenCV DNN backend used after close()")
             for name, value in feeds.items():
                 blob = np.ascontiguousarray(value, dtype=np.float32)
                 if self._input_names:

@@ -84,6 +84,26 @@ def _reshape(model: ov.Model, input_shape: Sequence[int] | None, batch: int | No
         log.info("openvino: keeping the model's own input shape (%s)", str(exc).splitlines()[0])
 
 
+def _compile_config(
+    core: ov.Core, device: str, mode: str, threads: int | None, precision: str | None
+) -> dict[str, Any]:
+    """compile_model properties: the performance hint, and the thread budget and precision
+    where the device understands them (nested under DEVICE_PROPERTIES for AUTO/MULTI/HETERO)."""
+    cfg: dict[str, Any] = {"PERFORMANCE_HINT": _MODES.get(mode.lower(), "LATENCY")}
+    cpu: dict[str, Any] = {}
+    if threads is not None:
+        cpu["INFERENCE_NUM_THREADS"] = int(threads)
+    if precision not in (None, "auto"):
+        cpu["INFERENCE_PRECISION_HINT"] = precision
+    if device == "CPU":
+        cfg.update(cpu)
+    elif device.startswith(("GPU", "NPU")):
+        cfg.update({k: v for k, v in cpu.items() if k == "INFERENCE_PRECISION_HINT"})
+    elif cpu and "CPU" in core.available_devices:
+        cfg["DEVICE_PROPERTIES"] = {"CPU": cpu}  # AUTO/MULTI/HETERO may place the work on the CPU
+    return cfg
+
+
 class OpenVinoBackend(Backend):
     """A compiled OpenVINO model with one sync request and a lazily built async queue."""
 
@@ -108,18 +128,7 @@ class OpenVinoBackend(Backend):
         dev = openvino_device(device)
         model = _read(core, path)
         _reshape(model, input_shape, batch)
-        cfg: dict[str, Any] = {"PERFORMANCE_HINT": _MODES.get(mode.lower(), "LATENCY")}
-        cpu: dict[str, Any] = {}
-        if threads is not None:
-            cpu["INFERENCE_NUM_THREADS"] = int(threads)
-        if precision not in (None, "auto"):
-            cpu["INFERENCE_PRECISION_HINT"] = precision
-        if dev == "CPU":
-            cfg.update(cpu)
-        elif dev.startswith(("GPU", "NPU")):
-            cfg.update({k: v for k, v in cpu.items() if k == "INFERENCE_PRECISION_HINT"})
-        elif cpu and "CPU" in core.available_devices:
-            cfg["DEVICE_PROPERTIES"] = {"CPU": cpu}  # AUTO/MULTI/HETERO may place the work on the CPU
+        cfg = _compile_config(core, dev, mode, threads, precision)
         cfg.update(config or {})
         try:
             self._compiled = core.compile_model(model, dev, cfg)
@@ -183,12 +192,13 @@ class OpenVinoBackend(Backend):
             for i, feed in enumerate(feeds):
                 self._queue.start_async(feed, userdata=i)
             self._queue.wait_all()
-        missing = [i for i, r in enumerate(results) if r is None]
-        if missing:
+        done_results = [r for r in results if r is not None]
+        if len(done_results) != len(results):
+            missing = [i for i, r in enumerate(results) if r is None]
             raise ModelError(f"OpenVINO async inference returned no result for request(s) {missing}")
-        return results  # type: ignore[return-value]
+        return done_results
 
     def close(self) -> None:
         self._queue = None
-        self._request = None  # type: ignore[assignment]
-        self._compiled = None  # type: ignore[assignment]
+        self._request = None
+        self._compiled = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import os
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import numpy as np
 
 from models.backends.base import Backend, BackendInfo, Outputs, TensorSpec, log
 from pipeline.errors import ModelError
+from pipeline.installation import pip_install_extra
 
 _SETUP_LOCK = threading.Lock()
 _THREADS: list[int] = []  # the thread count TF was configured with (process-wide)
@@ -34,8 +35,7 @@ def _import_tf() -> Any:
         import tensorflow as tf
     except ImportError:
         raise ModelError(
-            "the tensorflow backend needs TensorFlow: pip install 'vigil-analytics[tensorflow]' "
-            "(or use backend: openvino)"
+            f"the tensorflow backend needs TensorFlow: {pip_install_extra('tensorflow')} (or use backend: openvino)"
         ) from None
     return tf
 
@@ -117,6 +117,8 @@ class TensorFlowBackend(Backend):
         self._tf = tf
         self._device = tensorflow_device(device, gpus)
         self._lock = threading.Lock()
+        self._module: Any = None  # a SavedModel / Keras model: owns the variables _call uses
+        self._call: Callable[[dict[str, np.ndarray]], Outputs] | None = None  # set by a loader
         path = Path(path)
         loader = {"savedmodel": self._savedmodel, "frozen_graph": self._frozen, "keras": self._keras}.get(
             kind
@@ -213,8 +215,10 @@ class TensorFlowBackend(Backend):
 
     def _run(self, feeds: dict[str, np.ndarray]) -> Outputs:
         with self._lock, self._tf.device(self._device):
+            if self._call is None:
+                raise ModelError("TensorFlow backend used after close()")
             return self._call(feeds)
 
     def close(self) -> None:
         self._module = None
-        self._call = None  # type: ignore[assignment]
+        self._call = None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import math
-from collections.abc import Hashable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from os import PathLike
 from pathlib import Path
@@ -25,6 +25,9 @@ from pipeline.frame import Detections
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(np.linspace(0.5, 0.95, 10).tolist())  # pycocotools' values
 _RECALL_POINTS = np.linspace(0.0, 1.0, 101)
 
+# An image: a COCO image id, or (source, seq) of a vigil JSONL frame record.
+ImageKey = int | str | tuple[str, int]
+
 
 @dataclass(frozen=True)
 class DetectionSet:
@@ -34,7 +37,7 @@ class DetectionSet:
     predictions must use the same keys. The ground truth's keys define the evaluated images.
     """
 
-    images: Mapping[Hashable, Detections] = field(default_factory=dict)
+    images: Mapping[ImageKey, Detections] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.images)
@@ -164,35 +167,11 @@ def evaluate_detections(
     gt_labels = {str(x) for d in gt.images.values() for x in d.label}
     pred_labels = {str(x) for k in keys for x in pred.images.get(k, Detections.empty()).label}
     per_class, precisions, recalls = [], [], []
-    num_pred = 0
     for label in sorted(gt_labels):
-        scores, matches, num_gt = [], [], 0
-        for key in keys:
-            g = gt.images[key]
-            g = g[g.label == label]
-            d = pred.images.get(key, Detections.empty())
-            d = d[d.label == label]
-            d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
-            num_gt += len(g)
-            scores.append(d.score)
-            matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
-        sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+        ap, sampled, recall = _class_ap(label, keys, gt, pred, thresholds, max_dets)
+        per_class.append(ap)
         precisions.append(sampled)
         recalls.append(recall)
-        n = sum(len(s) for s in scores)
-        num_pred += n
-        ap_t = sampled.mean(axis=1)
-        per_class.append(
-            ClassAP(
-                label,
-                float(ap_t.mean()),
-                _at(ap_t, thresholds, 0.5),
-                _at(ap_t, thresholds, 0.75),
-                float(recall.mean()),
-                num_gt,
-                n,
-            )
-        )
     stacked = np.stack(precisions, axis=1) if precisions else np.zeros((len(thresholds), 0, 1))
     return DetectionReport(
         map=float(stacked.mean()) if stacked.size else math.nan,
@@ -204,14 +183,47 @@ def evaluate_detections(
         max_dets=max_dets,
         num_images=len(keys),
         num_gt=gt.num_boxes,
-        num_pred=num_pred,
+        num_pred=sum(c.num_pred for c in per_class),
         unmatched_labels=tuple(sorted(pred_labels - gt_labels)),
     )
 
 
-def _group(records: Iterable[tuple[Hashable, dict[str, Any]]], keys: Iterable[Hashable]) -> DetectionSet:
+def _class_ap(
+    label: str,
+    keys: Sequence[ImageKey],
+    gt: DetectionSet,
+    pred: DetectionSet,
+    thresholds: np.ndarray,
+    max_dets: int,
+) -> tuple[ClassAP, np.ndarray, np.ndarray]:
+    """One class over all images: its `ClassAP`, sampled precision (T, 101) and recall (T,)."""
+    scores, matches, num_gt = [], [], 0
+    for key in keys:
+        g = gt.images[key]
+        g = g[g.label == label]
+        d = pred.images.get(key, Detections.empty())
+        d = d[d.label == label]
+        d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
+        num_gt += len(g)
+        scores.append(d.score)
+        matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
+    sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+    ap_t = sampled.mean(axis=1)
+    ap = ClassAP(
+        label,
+        float(ap_t.mean()),
+        _at(ap_t, thresholds, 0.5),
+        _at(ap_t, thresholds, 0.75),
+        float(recall.mean()),
+        num_gt,
+        sum(len(s) for s in scores),
+    )
+    return ap, sampled, recall
+
+
+def _group(records: Iterable[tuple[ImageKey, dict[str, Any]]], keys: Iterable[ImageKey]) -> DetectionSet:
     """(image key, record) pairs -> DetectionSet; every key in `keys` gets an entry."""
-    grouped: dict[Hashable, list[dict[str, Any]]] = {k: [] for k in keys}
+    grouped: dict[ImageKey, list[dict[str, Any]]] = {k: [] for k in keys}
     for key, record in records:
         grouped.setdefault(key, []).append(record)
     return DetectionSet({k: Detections.from_records(v) for k, v in grouped.items()})
@@ -233,7 +245,7 @@ def load_coco(
     if any(a.get("iscrowd", 0) for a in coco["annotations"]):
         raise ValueError(f"{gt_json}: crowd annotations (iscrowd=1) are not supported")
 
-    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[Hashable, dict[str, Any]]]:
+    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[ImageKey, dict[str, Any]]]:
         for a in anns:
             box = xywh_to_xyxy(a["bbox"])[0].tolist()
             cat = a["category_id"]
@@ -261,8 +273,8 @@ def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
     empty one), so a hand-labelled JSONL works as ground truth. A detection without a label is
     named `str(class_id)`. A repeated (source, seq) adds to that image.
     """
-    pairs: list[tuple[Hashable, dict[str, Any]]] = []
-    keys: list[Hashable] = []
+    pairs: list[tuple[ImageKey, dict[str, Any]]] = []
+    keys: list[ImageKey] = []
     for source, seq, detections in read_frame_records(path):
         key = (source, seq)
         keys.append(key)

@@ -92,7 +92,7 @@ def hota_sums(frames: Sequence[Frame]) -> HotaSums:
         pair_codes.append(gi[r[k]] * len(pred_ids) + pi[c[k]])
 
     # 3. Association: Jaccard of the matched frames of each identity pair, per alpha.
-    ass = np.zeros(len(ALPHAS))
+    ass: np.ndarray = np.zeros(len(ALPHAS))  # float sums (bincount with weights)
     if alpha_idx:
         codes = np.concatenate(alpha_idx) * (len(gt_ids) * len(pred_ids)) + np.concatenate(pair_codes)
         unique, counts = np.unique(codes, return_counts=True)

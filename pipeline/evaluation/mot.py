@@ -32,6 +32,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from models.geometry import box_iou
+from pipeline.evaluation.clear_mot import ClearMotCounts
 from pipeline.evaluation.hota import hota_sums
 from pipeline.evaluation.mot_report import MotReport
 from pipeline.evaluation.records import read_frame_records
@@ -81,18 +82,6 @@ class MotSequence:
         return self.ids[lo:hi], self.xyxy[lo:hi]
 
 
-def _assign(dist: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Most matches, then least total distance, among the finite entries of `dist`."""
-    valid = np.isfinite(dist)
-    if not valid.any():
-        return np.zeros(0, np.intp), np.zeros(0, np.intp)
-    # Invalid pairs cost more than any full set of valid ones (motmetrics' construction).
-    big = 2 * min(dist.shape) * (np.abs(dist[valid]).max() + 1) + 1
-    r, c = linear_sum_assignment(np.where(valid, dist, big))
-    keep = valid[r, c]
-    return r[keep], c[keep]
-
-
 def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5) -> MotReport:
     """CLEAR-MOT and IDF1 of predicted tracks against ground truth, one sequence.
 
@@ -100,11 +89,8 @@ def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5)
     """
     gt.check_unique("ground truth")
     pred.check_unique("prediction")
-    last_match: dict[int, int] = {}  # object id -> predicted id it was last matched with
-    matched_flags: dict[int, list[bool]] = {}  # object id -> matched? per frame it appears in
+    clear = ClearMotCounts()
     overlaps: dict[tuple[int, int], int] = {}  # (object, prediction) -> frames with IoU >= threshold
-    n = dict(matches=0, switches=0, fp=0, misses=0)
-    sum_distance = 0.0
     hota_frames = []
     frames = np.union1d(gt.frames, pred.frames)
     for frame in frames:
@@ -116,61 +102,26 @@ def evaluate_mot(gt: MotSequence, pred: MotSequence, iou_threshold: float = 0.5)
         for i, j in zip(*np.nonzero(np.isfinite(dist)), strict=True):
             key = (int(oids[i]), int(hids[j]))
             overlaps[key] = overlaps.get(key, 0) + 1
-        o_done = np.zeros(len(oids), bool)
-        h_done = np.zeros(len(hids), bool)
-        if len(oids) and len(hids):
-            # 1. Keep last frame's correspondences where they still hold.
-            for i, o in enumerate(oids.tolist()):
-                if o in last_match:
-                    free = np.flatnonzero(~h_done & (hids == last_match[o]))
-                    if len(free) and np.isfinite(dist[i, free[0]]):
-                        o_done[i], h_done[free[0]] = True, True
-                        n["matches"] += 1
-                        sum_distance += dist[i, free[0]]
-            # 2. Assign the rest; a new partner for a previously matched object is a switch.
-            rest = dist.copy()
-            rest[o_done, :] = np.nan
-            rest[:, h_done] = np.nan
-            for i, j in zip(*_assign(rest), strict=True):
-                o, h = int(oids[i]), int(hids[j])
-                n["switches" if o in last_match and last_match[o] != h else "matches"] += 1
-                sum_distance += rest[i, j]
-                last_match[o] = h
-                o_done[i], h_done[j] = True, True
-        n["misses"] += int((~o_done).sum())
-        n["fp"] += int((~h_done).sum())
-        for o, done in zip(oids.tolist(), o_done.tolist(), strict=True):
-            matched_flags.setdefault(o, []).append(done)
-
-    ratios = np.array([np.mean(f) for f in matched_flags.values()])
+        clear.add_frame(oids.tolist(), hids, dist)
+    ratios = np.array([np.mean(f) for f in clear.matched_flags.values()])
     return MotReport(
         num_frames=len(frames),
         num_objects=len(gt),
         num_predictions=len(pred),
-        num_unique_objects=len(matched_flags),
-        num_matches=n["matches"],
-        num_switches=n["switches"],
-        num_false_positives=n["fp"],
-        num_misses=n["misses"],
-        num_fragmentations=sum(_fragmentations(f) for f in matched_flags.values()),
+        num_unique_objects=len(clear.matched_flags),
+        num_matches=clear.matches,
+        num_switches=clear.switches,
+        num_false_positives=clear.false_positives,
+        num_misses=clear.misses,
+        num_fragmentations=clear.fragmentations(),
         mostly_tracked=int((ratios >= 0.8).sum()),
         partially_tracked=int(((ratios >= 0.2) & (ratios < 0.8)).sum()),
         mostly_lost=int((ratios < 0.2).sum()),
-        sum_distance=float(sum_distance),
+        sum_distance=float(clear.sum_distance),
         idtp=_identity_true_positives(overlaps),
         hota_sums=hota_sums(hota_frames),
         iou_threshold=iou_threshold,
     )
-
-
-def _fragmentations(matched: list[bool]) -> int:
-    """Times a trajectory goes from matched to unmatched, between its first and last match."""
-    m = np.asarray(matched, bool)
-    hits = np.flatnonzero(m)
-    if len(hits) == 0:
-        return 0
-    span = m[hits[0] : hits[-1] + 1]
-    return int((span[:-1] & ~span[1:]).sum())
 
 
 def _identity_true_positives(overlaps: Mapping[tuple[int, int], int]) -> int:
@@ -276,7 +227,8 @@ def evaluate_paths(
     if source is not None:
         gts, preds = _pick(gts, source, gt), _pick(preds, source, pred)
     if len(gts) == 1 and len(preds) == 1:
-        return evaluate_mot(*gts.values(), *preds.values(), iou_threshold=iou_threshold)
+        (only_gt,), (only_pred,) = gts.values(), preds.values()
+        return evaluate_mot(only_gt, only_pred, iou_threshold=iou_threshold)
     missing = sorted(set(gts) - set(preds))
     if missing:
         raise ValueError(f"{pred} has no results for source(s) {', '.join(missing)} of {gt}")

@@ -124,7 +124,7 @@ class MotReport:
     @classmethod
     def combine(cls, reports: Mapping[str, MotReport]) -> MotReport:
         """Several sequences summed (motmetrics' OVERALL), keeping each under `sequences`."""
-        counts = {
+        counts: dict[str, Any] = {  # every count field summed; HotaSums adds up per alpha
             f.name: sum(
                 (getattr(r, f.name) for r in reports.values()), HotaSums() if f.name == "hota_sums" else 0
             )
@@ -157,8 +157,16 @@ class MotReport:
     def format(self) -> str:
         """A small table: one row per sequence, then the overall one."""
         cols = ("hota", "idf1", "idp", "idr", "recall", "precision", "mota", "motp")
-        ints = ("num_unique_objects", "mostly_tracked", "partially_tracked", "mostly_lost")
-        ints += ("num_false_positives", "num_misses", "num_switches", "num_fragmentations")
+        ints = (
+            "num_unique_objects",
+            "mostly_tracked",
+            "partially_tracked",
+            "mostly_lost",
+            "num_false_positives",
+            "num_misses",
+            "num_switches",
+            "num_fragmentations",
+        )
         heads = "HOTA IDF1 IDP IDR Rcll Prcn MOTA MOTP GT MT PT ML FP FN IDs FM".split()
         rows = [*self.sequences.items(), ("OVERALL" if self.sequences else "", self)]
         width = max(8, *(len(n) for n, _ in rows))

@@ -12,8 +12,8 @@ from typing import Any
 log = logging.getLogger("vigil.serve")
 
 
-def add_parser(subparsers: Any) -> argparse.ArgumentParser:
-    """Add the `serve` verb to the `vigil` command line."""
+def add_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Add the `serve` verb to the `vigil` command line (as every command group of pipeline.cli)."""
     p = subparsers.add_parser(
         "serve",
         help="run a pipeline as a service: HTTP API, live view, /healthz, /metrics",

@@ -1,11 +1,11 @@
-"""Batched vs per-face classification, measured in one run on this machine.
+"""`vigil bench classify`: batched vs per-face classification, measured in one run on this machine.
 
-    python benchmarks/bench_classify.py [--faces 1 4 16] [--rounds 15] [--no-tensorflow]
+    vigil bench classify [--faces 1 4 16] [--rounds 15] [--no-tensorflow]
 
 For each classifier stage and N faces per frame (the astronaut's face, jittered a few pixels so
 the crops differ), times
   batched   one `process(frame)` with N face detections: every crop in one inference;
-  per-face  N `process(frame)` calls with one detection each (what a per-face loop does);
+  per-face  N `process(frame)` calls with one detection each (what a per-face loop does; the baseline);
   ir-b1     (OpenVINO IRs only) the batched call on the catalog IR as shipped, whose static
             batch of 1 makes the backend run N requests through its async queue,
 and prints ms per frame and the ratio per-face / batched. Rounds are interleaved so load
@@ -14,24 +14,21 @@ from other processes hits every variant alike; the median round is reported.
 
 from __future__ import annotations
 
-import argparse
-import os
 import statistics
-import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-os.environ.setdefault("VIGIL_MODELS", str(REPO / ".." / "shared" / "models"))
+import cv2
+import numpy as np
 
-import cv2  # noqa: E402
-import numpy as np  # noqa: E402
+from benchmarks.engine import standalone_stage
+from pipeline.errors import SourceError
+from pipeline.frame import Detections, Frame
 
-from pipeline.frame import Detections, Frame  # noqa: E402
-from pipeline.stage import StageContext, get_kind  # noqa: E402
+# the shared test media beside the repository (the face box below is measured on this image)
+ASTRONAUT = Path(__file__).resolve().parents[1] / ".." / "shared" / "media" / "astronaut.png"
 
 FACE = (178.2, 62.9, 268.1, 176.2)  # YuNet's box on the astronaut (MANIFEST section 1)
 CASES: list[tuple[str, dict[str, Any], bool]] = [  # (kind, options, needs tensorflow)
@@ -45,10 +42,7 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [  # (kind, options, needs tenso
 
 
 def _stage(kind: str, options: dict[str, Any], threads: int) -> Any:
-    cls = get_kind(kind)
-    stage = cls(cls.Options(**options, smoothing=False), StageContext(stage_id=kind, threads=threads))
-    stage.setup()
-    return stage
+    return standalone_stage(kind, {**options, "smoothing": False}, threads)
 
 
 def _static_batch_stage(kind: str, options: dict[str, Any], threads: int) -> Any | None:
@@ -76,8 +70,13 @@ def _time(fn: Callable[[], Any]) -> float:
     return time.perf_counter() - start
 
 
-def bench(faces: list[int], rounds: int, tensorflow: bool, threads: int) -> list[dict[str, Any]]:
-    image = cv2.imread(str(REPO / ".." / "shared" / "media" / "astronaut.png"))
+def run(
+    faces: list[int], rounds: int, tensorflow: bool, threads: int, image_path: str | Path = ASTRONAUT
+) -> list[dict[str, Any]]:
+    """One row per (stage, model, backend, faces): batched_ms, per_face_ms, ir_b1_ms, speedup."""
+    image = cv2.imread(str(image_path))
+    if image is None:
+        raise SourceError(f"cannot read {image_path} (the benchmark's face is on the astronaut image)")
     rows = []
     for kind, options, needs_tf in CASES:
         if needs_tf and not tensorflow:
@@ -129,22 +128,3 @@ def format_rows(rows: list[dict[str, Any]]) -> str:
             f"{r['per_face_ms']:>12.2f} {r['speedup']:>9.2f} {ir:>14}"
         )
     return "\n".join(lines)
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--faces", type=int, nargs="+", default=[1, 4, 16], help="faces per frame")
-    parser.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (median reported)")
-    parser.add_argument(
-        "--threads", type=int, default=os.cpu_count() or 1, help="inference threads per model"
-    )
-    parser.add_argument("--no-tensorflow", action="store_true", help="skip the TensorFlow/LiteRT rows")
-    args = parser.parse_args(argv)
-    rows = bench(args.faces, args.rounds, not args.no_tensorflow, args.threads)
-    print(f"classification per frame, {args.threads} threads, median of {args.rounds} interleaved rounds")
-    print(format_rows(rows))
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

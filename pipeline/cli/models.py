@@ -1,9 +1,8 @@
-"""`vigil models list|verify|fetch` and `vigil bench models`, as argparse commands.
+"""`vigil models list|verify|fetch`: where model files are, whether they are intact, getting them.
 
 Each `cmd_*(args) -> int` returns an exit code (0 ok, 4 = a model problem, like ModelError)
-and tolerates a namespace holding only `names`, so a caller may build its own parser;
-`add_models_commands(subparsers)` / `add_bench_models_command(bench_subparsers)` register the
-full option set. Errors are one line on stderr.
+and tolerates a namespace holding only `names`, so tests may call it directly. Errors are
+one line on stderr.
 """
 
 from __future__ import annotations
@@ -13,17 +12,20 @@ import json
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from models.catalog import ModelEntry, load_catalog
-from models.integrity import DigestCache, sha256_file
-from models.resolver import models_cache_dir, present_root, search_roots
 from pipeline.errors import ModelError
+
+if TYPE_CHECKING:  # the models package is imported when a command runs, not with the parser
+    from models.catalog import ModelEntry, ModelFile
+    from models.integrity import DigestCache
 
 EXIT_MODEL = ModelError.exit_code
 
 
 def _entries(names: Sequence[str] | None) -> list[ModelEntry]:
+    from models.catalog import load_catalog
+
     catalog = load_catalog()
     if not names or list(names) == ["all"]:
         return list(catalog.models)
@@ -32,6 +34,8 @@ def _entries(names: Sequence[str] | None) -> list[ModelEntry]:
 
 def model_status(entry: ModelEntry, roots: Sequence[Path] | None = None) -> dict[str, Any]:
     """Presence of each format: {'name', 'task', 'backends', 'status', 'formats': {id: root|None}}."""
+    from models.resolver import present_root, search_roots
+
     roots = list(roots) if roots is not None else search_roots()
     formats = {f.id: present_root(f, roots) for f in entry.formats}
     runnable = [f.id for f in entry.formats if f.backends]
@@ -50,6 +54,8 @@ def model_status(entry: ModelEntry, roots: Sequence[Path] | None = None) -> dict
 
 def cmd_list(args: argparse.Namespace) -> int:
     """Every catalog model: task, backends, which formats are present."""
+    from models.resolver import search_roots
+
     rows = [model_status(e) for e in _entries(getattr(args, "names", None))]
     if getattr(args, "json", False):
         print(json.dumps(rows, indent=2))
@@ -66,8 +72,28 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def _verify_file(entry: ModelEntry, spec: ModelFile, path: Path, cache: DigestCache) -> bool:
+    """Re-hash one file (always re-read: this is the explicit check); print ok or CORRUPT."""
+    from models.integrity import sha256_file
+
+    actual = sha256_file(path)
+    if actual == spec.sha256 and path.stat().st_size == spec.bytes:
+        cache.digest(path)  # refresh the cache entry
+        print(f"ok       {entry.name}: {path}")
+        return True
+    print(
+        f"CORRUPT  {entry.name}: {path} (sha256 {actual[:12]}…, expected {(spec.sha256 or '')[:12]}…); "
+        f"delete it and run: vigil models fetch {entry.name}"
+    )
+    return False
+
+
 def cmd_verify(args: argparse.Namespace) -> int:
-    """Re-hash every present file of the named (default: all) models; 4 when one does not match."""
+    """Re-hash every present file of the named (default: all) models; 4 when one does not match
+    or when no model file is present at all (nothing verified is not a success)."""
+    from models.integrity import DigestCache
+    from models.resolver import search_roots
+
     try:
         entries = _entries(getattr(args, "names", None))
     except ModelError as exc:
@@ -75,27 +101,21 @@ def cmd_verify(args: argparse.Namespace) -> int:
         return EXIT_MODEL
     roots, cache, bad, checked = search_roots(), DigestCache(), 0, 0
     for entry in entries:
-        seen: set[str] = set()
-        for fmt in entry.formats:
-            for spec in fmt.files:
-                if spec.path in seen:
-                    continue
-                seen.add(spec.path)
-                for root in roots:
-                    path = root / spec.path
-                    if not path.is_file():
-                        continue
-                    actual = sha256_file(path)  # always re-read: this is the explicit check
+        specs: dict[str, ModelFile] = {}
+        for spec in (spec for fmt in entry.formats for spec in fmt.files):
+            specs.setdefault(spec.path, spec)  # formats may share a file: check it once
+        for spec in specs.values():
+            for path in (root / spec.path for root in roots):
+                if path.is_file():
                     checked += 1
-                    if actual == spec.sha256 and path.stat().st_size == spec.bytes:
-                        cache.digest(path)  # refresh the cache entry
-                        print(f"ok       {entry.name}: {path}")
-                    else:
-                        bad += 1
-                        print(
-                            f"CORRUPT  {entry.name}: {path} (sha256 {actual[:12]}…, expected {(spec.sha256 or '')[:12]}…); "
-                            f"delete it and run: vigil models fetch {entry.name}"
-                        )
+                    bad += not _verify_file(entry, spec, path, cache)
+    if not checked:
+        where = ", ".join(str(r) for r in roots) or "(no search path)"
+        print(
+            f"error: no model files found in {where}; set VIGIL_MODELS or run vigil models fetch NAME",
+            file=sys.stderr,
+        )
+        return EXIT_MODEL
     print(f"{checked} file(s) checked, {bad} corrupt")
     return EXIT_MODEL if bad else 0
 
@@ -103,6 +123,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
 def cmd_fetch(args: argparse.Namespace) -> int:
     """Download the named models (or 'all') into the cache, verified; 4 when one cannot be had."""
     from models.fetch import fetch
+    from models.resolver import models_cache_dir
 
     failed = 0
     try:
@@ -137,25 +158,8 @@ def cmd_fetch(args: argparse.Namespace) -> int:
     return EXIT_MODEL if failed else 0
 
 
-def cmd_bench_models(args: argparse.Namespace) -> int:
-    """`vigil bench models`: the table of models.bench, optionally saved as JSON."""
-    from models.bench import format_model_bench, run_model_bench
-
-    backends = [args.backend] if getattr(args, "backend", None) else None
-    rows = run_model_bench(
-        getattr(args, "names", None) or None,
-        float(getattr(args, "seconds", 2.0)),
-        threads=getattr(args, "threads", None),
-        backends=backends,
-    )
-    print(format_model_bench(rows))
-    if getattr(args, "json", None):
-        Path(args.json).write_text(json.dumps(rows, indent=2))
-    return 0
-
-
-def add_models_commands(subparsers: Any) -> argparse.ArgumentParser:
-    """Register `models list|verify|fetch` on a top-level `add_subparsers()` object."""
+def add_commands(subparsers: Any) -> argparse.ArgumentParser:
+    """Register `models list|verify|fetch` on the top-level subparsers."""
     p = subparsers.add_parser(
         "models",
         help="list, verify and fetch model files",
@@ -180,40 +184,3 @@ def add_models_commands(subparsers: Any) -> argparse.ArgumentParser:
     fe.add_argument("--force", action="store_true", help="download even when a valid copy exists")
     fe.set_defaults(func=cmd_fetch)
     return p
-
-
-def add_bench_models_command(bench_subparsers: Any) -> argparse.ArgumentParser:
-    """Register `models` under an existing `vigil bench` subparsers object."""
-    mo = bench_subparsers.add_parser(
-        "models", help="load time, latency p50 and throughput per model x backend x device"
-    )
-    mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
-    mo.add_argument(
-        "--seconds", type=float, default=2.0, help="time per row, half latency half throughput (default 2)"
-    )
-    mo.add_argument(
-        "--threads", type=int, default=None, help="CPU threads per model (default: runtime's choice)"
-    )
-    mo.add_argument("--backend", choices=["openvino", "tensorflow", "opencv"], help="only this backend")
-    mo.add_argument("--json", metavar="FILE", help="also write the rows as JSON")
-    mo.set_defaults(func=cmd_bench_models)
-    return mo
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """Standalone entry: `python -m models.cli models list`, `python -m models.cli bench models`."""
-    parser = argparse.ArgumentParser(prog="python -m models.cli")
-    sub = parser.add_subparsers(dest="command", required=True)
-    add_models_commands(sub)
-    bench = sub.add_parser("bench", help="benchmarks")
-    add_bench_models_command(bench.add_subparsers(dest="bench_command", required=True))
-    args = parser.parse_args(argv)
-    try:
-        return int(args.func(args))
-    except ModelError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return EXIT_MODEL
-
-
-if __name__ == "__main__":
-    sys.exit(main())

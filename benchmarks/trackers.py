@@ -2,9 +2,9 @@
 
 Synthetic input: N boxes moving at constant speed and bouncing off the borders of a scene
 whose size grows with N (constant density), with detector jitter, a few missed detections
-and scores mostly in 0.7..1 with 10 % low ones (0.2..0.5, as under occlusion). Every tracker sees the same frames; the table gives the time per frame
-and its ratio to `track.iou` measured in the same run, plus the IDs given (close to N means
-identities held).
+and scores mostly in 0.7..1 with 10 % low ones (0.2..0.5, as under occlusion). Every tracker
+sees the same frames; the table gives the time per frame and its ratio to `track.iou`
+measured in the same run, plus the IDs given (close to N means identities held).
 """
 
 from __future__ import annotations
@@ -49,9 +49,7 @@ def synthetic_frames(
     return out
 
 
-def run_tracker_bench(
-    sizes: Sequence[int] = (10, 100, 1000), frames: int = 60, warmup: int = 5
-) -> list[dict[str, Any]]:
+def run(sizes: Sequence[int] = (10, 100, 1000), frames: int = 60, warmup: int = 5) -> list[dict[str, Any]]:
     """Time every tracker on the same synthetic frames; one row per (tracker, size).
 
     Row: tracker, objects, frames (timed), ms_per_frame (mean), p95_ms, vs_iou (time ratio to
@@ -85,14 +83,10 @@ def run_tracker_bench(
     return rows
 
 
-def format_tracker_bench(rows: list[dict[str, Any]]) -> str:
+def format_rows(rows: list[dict[str, Any]]) -> str:
     """The rows as a plain-text table."""
     heads = ("tracker", "objects", "frames", "ms_per_frame", "p95_ms", f"vs_{BASELINE.split('.')[1]}", "ids")
     widths = [max(len(h), *(len(str(r.get(h))) for r in rows)) for h in heads]
     lines = ["  ".join(h.rjust(w) for h, w in zip(heads, widths, strict=True))]
     lines += ["  ".join(str(r.get(h)).rjust(w) for h, w in zip(heads, widths, strict=True)) for r in rows]
     return "\n".join(lines)
-
-
-if __name__ == "__main__":
-    print(format_tracker_bench(run_tracker_bench()))

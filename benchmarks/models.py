@@ -135,7 +135,7 @@ def _add_ratios(rows: list[dict[str, Any]]) -> None:
         row["x_tf_fps"] = round(row["fps_async"] / tf["fps_async"], 2) if tf["fps_async"] else None
 
 
-def run_model_bench(
+def run(
     models: list[str] | None = None,
     seconds: float = 2.0,
     *,
@@ -185,7 +185,7 @@ _COLUMNS = [
 ]
 
 
-def format_model_bench(rows: Sequence[dict[str, Any]]) -> str:
+def format_rows(rows: Sequence[dict[str, Any]]) -> str:
     """A plain-text table (xTF columns: speed relative to TensorFlow on the same model; >1 = faster)."""
     cells = [[title for _, title, _ in _COLUMNS]]
     for row in rows:
@@ -194,7 +194,3 @@ def format_model_bench(rows: Sequence[dict[str, Any]]) -> str:
     lines = ["  ".join(c.ljust(w) for c, w in zip(r, widths, strict=True)).rstrip() for r in cells]
     lines.insert(1, "  ".join("-" * w for w in widths))
     return "\n".join(lines)
-
-
-def print_bench(rows: Sequence[dict[str, Any]]) -> None:
-    print(format_model_bench(rows))

@@ -1,0 +1,130 @@
+"""`vigil bench transport|pipeline|models|trackers|classify`: the benchmarks in `benchmarks/`.
+
+Each verb parses its options, calls the benchmark module's `run(...)`, prints its table and,
+with `--json FILE`, writes the rows. The benchmark modules are imported only when asked for.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from typing import Any
+
+from pipeline.cli.eval import write_json
+from pipeline.cli.run import add_config_options, load_pipeline
+from pipeline.errors import ConfigError
+
+
+def _size(text: str) -> tuple[int, int]:
+    try:
+        w, h = (int(x) for x in text.lower().split("x"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
+    return w, h
+
+
+def cmd_transport(args: argparse.Namespace) -> int:
+    """Link cost per frame vs queue.Queue."""
+    from benchmarks import transport
+    from benchmarks.table import format_table
+
+    rows = transport.run(args.size, args.frames)
+    print(format_table(rows))
+    write_json(args, rows)
+    return 0
+
+
+def cmd_pipeline(args: argparse.Namespace) -> int:
+    """Pipeline fps vs a sequential loop."""
+    from benchmarks import pipeline
+    from benchmarks.table import format_table
+
+    config = load_pipeline(args)
+    if not config.sources:
+        raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
+    rows = pipeline.run(config, args.max_frames)
+    print(format_table(rows))
+    write_json(args, rows)
+    return 0
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    """Latency and throughput per model x backend x device, beside TensorFlow."""
+    from benchmarks import models
+
+    backends = [args.backend] if args.backend else None
+    rows = models.run(args.names or None, args.seconds, threads=args.threads, backends=backends)
+    print(models.format_rows(rows))
+    write_json(args, rows)
+    return 0
+
+
+def cmd_trackers(args: argparse.Namespace) -> int:
+    """Tracker cost per frame vs track.iou."""
+    from benchmarks import trackers
+
+    rows = trackers.run(sizes=args.objects, frames=args.frames)
+    print(trackers.format_rows(rows))
+    write_json(args, rows)
+    return 0
+
+
+def cmd_classify(args: argparse.Namespace) -> int:
+    """Batched vs per-face classification."""
+    from benchmarks import classify
+
+    rows = classify.run(args.faces, args.rounds, not args.no_tensorflow, args.threads)
+    print(f"classification per frame, {args.threads} threads, median of {args.rounds} interleaved rounds")
+    print(classify.format_rows(rows))
+    write_json(args, rows)
+    return 0
+
+
+def _add_models(bsub: Any) -> argparse.ArgumentParser:
+    mo = bsub.add_parser("models", help="load time, latency p50 and throughput per model x backend x device")
+    mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
+    mo.add_argument(
+        "--seconds", type=float, default=2.0, help="time per row, half latency half throughput (default 2)"
+    )
+    mo.add_argument(
+        "--threads", type=int, default=None, help="CPU threads per model (default: runtime's choice)"
+    )
+    mo.add_argument("--backend", choices=["openvino", "tensorflow", "opencv"], help="only this backend")
+    mo.set_defaults(func=cmd_models)
+    return mo
+
+
+def _add_classify(bsub: Any) -> argparse.ArgumentParser:
+    cl = bsub.add_parser("classify", help="batched vs per-face classification at 1, 4, 16 faces a frame")
+    cl.add_argument("--faces", type=int, nargs="+", default=[1, 4, 16], help="faces per frame")
+    cl.add_argument("--rounds", type=int, default=15, help="interleaved timing rounds (median reported)")
+    cl.add_argument("--threads", type=int, default=os.cpu_count() or 1, help="inference threads per model")
+    cl.add_argument("--no-tensorflow", action="store_true", help="skip the TensorFlow/LiteRT rows")
+    cl.set_defaults(func=cmd_classify)
+    return cl
+
+
+def add_commands(sub: Any) -> None:
+    """Register `bench ...` on the top-level subparsers."""
+    p = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
+    bsub = p.add_subparsers(dest="bench_command", required=True, metavar="WHAT")
+    tr = bsub.add_parser("transport", help="cost per frame of each link kind vs queue.Queue and memcpy")
+    tr.add_argument("--size", type=_size, default=(1920, 1080), help="frame size WxH (default 1920x1080)")
+    tr.add_argument("--frames", type=int, default=300, help="frames per measurement")
+    tr.set_defaults(func=cmd_transport)
+    pl = bsub.add_parser("pipeline", help="pipeline fps vs a plain sequential loop on the same input")
+    add_config_options(pl)
+    pl.add_argument("--max-frames", type=int, default=None, help="limit the input")
+    pl.set_defaults(func=cmd_pipeline)
+    tk = bsub.add_parser("trackers", help="tracker cost per frame at 10, 100, 1000 objects vs track.iou")
+    tk.add_argument(
+        "--objects",
+        type=int,
+        nargs="+",
+        default=[10, 100, 1000],
+        help="objects per frame (default 10 100 1000)",
+    )
+    tk.add_argument("--frames", type=int, default=60, help="timed frames per size (default 60)")
+    tk.set_defaults(func=cmd_trackers)
+    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub)):
+        q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
