@@ -1,6 +1,6 @@
 """`vigil serve` under load: N looped camera-like streams, and what live viewers cost.
 
-    python benchmarks/bench_serve.py [--streams 8] [--duration 600] [--pipeline haar|render]
+    python -m benchmarks.serve [--streams 8] [--duration 600] [--pipeline haar|render]
 
 Runs the service in this process on a free loopback port with N looped sample clips paced at
 their own fps (like cameras, `latest` links), then measures in interleaved phases of equal length
@@ -24,14 +24,14 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import httpx
+
+from benchmarks.table import format_table
+from pipeline.config import config_from_dict
+from pipeline.frame import Frame
+from pipeline.service.embedded import EmbeddedService
+
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO))
-
-import httpx  # noqa: E402
-
-from pipeline.config import config_from_dict  # noqa: E402
-from pipeline.frame import Frame  # noqa: E402
-from pipeline.service.embedded import EmbeddedService  # noqa: E402
 
 CLIPS = ["samples/face_male_smiling.mp4", "samples/faces_female_and_male.mp4"]
 PIPELINES: dict[str, list[dict[str, Any]]] = {
@@ -114,7 +114,7 @@ def run_phase(
     }
 
 
-def bench(streams: int, duration_s: float, pipeline: str, live_fps: float, out: Path) -> list[dict[str, Any]]:
+def run(streams: int, duration_s: float, pipeline: str, live_fps: float, out: Path) -> list[dict[str, Any]]:
     sources = [
         {"id": f"cam{i}", "uri": str(REPO / CLIPS[i % len(CLIPS)]), "loop": True, "realtime": True}
         for i in range(streams)
@@ -130,14 +130,19 @@ def bench(streams: int, duration_s: float, pipeline: str, live_fps: float, out: 
 
 def summarise(rows: list[dict[str, Any]]) -> str:
     base = statistics.mean(r["fps"] for r in rows if r["viewers"] == 0)
-    lines = [
-        f"{'viewers':>7} {'pipeline fps':>12} {'x 0 viewers':>11} {'p99 ms':>8} {'RSS MB':>7} {'CPU %':>6} {'viewer fps':>10}"
+    table = [
+        {
+            "viewers": r["viewers"],
+            "pipeline fps": f"{r['fps']:.1f}",
+            "x 0 viewers": f"{r['fps'] / base:.3f}",
+            "p99 ms": f"{r['p99_ms']:.0f}",
+            "RSS MB": f"{r['rss_mb']:.0f}",
+            "CPU % (1 core)": f"{r['cpu_pct']:.0f}",
+            "viewer fps": f"{r['viewer_fps']:.1f}",
+        }
+        for r in rows
     ]
-    for r in rows:
-        lines.append(
-            f"{r['viewers']:>7} {r['fps']:>12.1f} {r['fps'] / base:>11.3f} {r['p99_ms']:>8.0f} "
-            f"{r['rss_mb']:>7.0f} {r['cpu_pct']:>6.0f} {r['viewer_fps']:>10.1f}"
-        )
+    lines = [format_table(table)]
     for n in sorted({r["viewers"] for r in rows} - {0}):
         fps = statistics.mean(r["fps"] for r in rows if r["viewers"] == n)
         lines.append(f"cost of {n} viewer(s): {100 * (1 - fps / base):+.1f} % pipeline fps")
@@ -164,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--live-fps", type=float, default=10.0, help="frame rate cap of each live view")
     parser.add_argument("--output", default="out/bench_serve", help="output folder of the run")
     args = parser.parse_args(argv)
-    rows = bench(args.streams, args.duration, args.pipeline, args.live_fps, Path(args.output))
+    rows = run(args.streams, args.duration, args.pipeline, args.live_fps, Path(args.output))
     print(
         f"vigil serve: {args.streams} looped streams, pipeline {args.pipeline}, "
         f"{args.duration:.0f}s in {len(PHASES)} interleaved phases, live views capped at {args.live_fps:g} fps"
