@@ -195,6 +195,11 @@ class Runner:
             raise StageError(f"source {source_id!r} did not end within {timeout_s}s")
         return src.end or "removed"
 
+    def addresses(self) -> dict[str, str]:
+        """Where each stage's input link listens (empty until the run has built its graph)."""
+        graph = self._graph
+        return {} if graph is None else {n.id: n.receiver.address for n in graph.nodes}
+
     def source_ids(self) -> list[str]:
         """Sources of this run that have not ended yet."""
         with self._lock:
@@ -483,6 +488,7 @@ class Runner:
     def _result(self, graph: _Graph, started: float) -> RunResult:
         for node in graph.nodes:
             node.metrics.drops = graph.stats[node.id].dropped
+            node.metrics.invalid = graph.stats[node.id].invalid
         facts = RunFacts(
             started=started,
             processing_from=self._processing_started,
