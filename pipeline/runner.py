@@ -536,7 +536,7 @@ def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
     models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
     return StageStatus(
         node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
-        link.dropped, link.depth, models,
+        link.dropped, link.depth, models, link.invalid,
     )  # fmt: skip
 
 

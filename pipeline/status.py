@@ -83,6 +83,7 @@ class StageStatus:
     drops: int
     queue_depth: int
     models: tuple[str, ...] = ()
+    invalid: int = 0  # messages its input link refused (malformed, forged, not from this run)
 
 
 @dataclass(frozen=True)

@@ -36,6 +36,9 @@ class RunCollector(Collector):
             ),
             "errors": CounterMetricFamily("vigil_stage_errors", "frames it failed on", labels=["stage"]),
             "restarts": CounterMetricFamily("vigil_stage_restarts", "worker restarts", labels=["stage"]),
+            "invalid": CounterMetricFamily(
+                "vigil_stage_invalid", "messages its input link refused", labels=["stage"]
+            ),
         }
         depth = GaugeMetricFamily(
             "vigil_stage_queue_depth", "messages waiting on its input", labels=["stage"]
