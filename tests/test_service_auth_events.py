@@ -3,6 +3,8 @@ event buffer behind GET /api/events, and the `vigil serve` command's refusals.""
 
 from __future__ import annotations
 
+import time
+
 import numpy as np
 import pytest
 
@@ -83,3 +85,20 @@ def test_the_token_guards_every_route_but_healthz_and_credentials_stay_masked(tm
             assert [e["type"] for e in events["events"]] == ["line_cross"]
             assert client.get("/api/events", params={"since": events["last"]}).json()["events"] == []
             assert client.get("/api/events", params={"since": "x"}).status_code == 422
+
+
+@pytest.mark.model
+def test_metrics_time_each_model(tmp_path, models_dir):
+    config = config_from_dict(
+        {
+            "version": 1,
+            "sources": [{"id": "clip", "uri": "samples/face_male_smiling.mp4", "max_frames": 8}],
+            "stages": [{"id": "faces", "kind": "detect.face", "with": {"model": "yunet"}}],
+        }
+    )
+    with EmbeddedService(config, tmp_path) as svc, httpx.Client(base_url=svc.url, timeout=30) as client:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and client.get("/api/streams").json()[0]["frames"] < 8:
+            time.sleep(0.1)
+        text = client.get("/metrics").text
+    assert 'vigil_model_inference_seconds_count{model="yunet",stage="faces"}' in text, text[-2000:]

@@ -148,7 +148,6 @@ class _Api:
         return JSONResponse({"last": self.events.last, "events": self.events.since(since)}, headers=NO_CACHE)
 
     async def metrics(self, _: Request) -> Response:
-        self.latency.refresh_models()
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
 
 

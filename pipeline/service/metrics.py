@@ -86,16 +86,19 @@ class LatencyObserver:
             ["model", "stage"], registry=registry, buckets=LATENCY_BUCKETS,
         )  # fmt: skip
         self.status = status
-        self._models: dict[str, tuple[str, ...]] = {}
+        self._models: dict[str, tuple[str, ...]] = {}  # stage -> the models it runs
+        self._known: set[str] = set()  # stages whose models were looked up
 
-    def refresh_models(self) -> None:
-        """Which stage runs which models (known once stages are set up; called at scrape time)."""
-        self._models = {s.id: s.models for s in self.status().stages if s.models}
+    def _models_of(self, stage: str) -> tuple[str, ...]:
+        if stage not in self._known:  # once per stage: its report is set before its first frame
+            self._known.add(stage)
+            self._models.update({s.id: s.models for s in self.status().stages if s.models})
+        return self._models.get(stage, ())
 
     def __call__(self, frame: Frame) -> None:
         for stage, seconds in frame.timings.items():
             self.stage.labels(stage).observe(seconds)
-            for model in self._models.get(stage, ()):
+            for model in self._models_of(stage):
                 self.model.labels(model, stage).observe(seconds)
 
 
