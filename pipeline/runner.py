@@ -34,6 +34,7 @@ from pipeline.dispatch import PoolPlan
 from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.node import RunHooks, StageNode
+from pipeline.outputs import check_inputs_kept, prepare_output_dir
 from pipeline.progress import Progress
 from pipeline.sources import Reader, capture_loop, open_source, redact
 from pipeline.status import RunStatus, SourceRate, SourceStatus, StageStatus, source_state
@@ -339,8 +340,9 @@ class Runner:
     # ------------------------------------------------------------------------------ run
     def run(self) -> RunResult:
         started = time.time()
+        prepare_output_dir(self.output_dir)  # before anything opens: a bad folder costs nothing
+        check_inputs_kept(self.config, self.output_dir)
         self._open_sources()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         graph = self._graph = self._build()
         restore = self._install_signals()
         try:
@@ -550,7 +552,9 @@ class _Watchdog:
         self.last_move = time.monotonic()
 
     def stalled(self, graph: _Graph, done: int) -> bool:
-        counter = sum(s.sent + s.received for s in graph.stats.values()) + done
+        # a worker restart is the pool working on the problem, not a stall
+        restarts = sum(n.metrics.restarts for n in graph.nodes)
+        counter = sum(s.sent + s.received for s in graph.stats.values()) + done + restarts
         now = time.monotonic()
         holding = any(s.depth > 0 for s in graph.stats.values()) or any(n.busy() for n in graph.nodes)
         if counter != self.last_counter or not holding:

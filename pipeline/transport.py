@@ -26,6 +26,7 @@ from typing import Literal
 
 import zmq
 
+from pipeline.curve import CurveKeys
 from pipeline.frame import Frame
 from pipeline.wire import Envelope, InvalidMessage, Message, StreamEnd, decode, encode
 
@@ -36,6 +37,7 @@ log = logging.getLogger("vigil.transport")
 # Messages without this process family's token are dropped: a tcp link may be reachable by
 # other local processes, and a forged end-of-stream must not end a camera's stream.
 _token = secrets.token_hex(16)
+_curve: CurveKeys | None = None  # CURVE keys for tcp links (secure_tcp)
 _counter = itertools.count()
 
 
@@ -88,8 +90,16 @@ def endpoint(transport: Transport, name: str, host: str = "127.0.0.1", run_dir: 
     raise ValueError(f"unknown transport {transport!r}")
 
 
+def secure_tcp(keys: CurveKeys | None) -> None:
+    """Use CURVE (these keys) on every tcp link this process opens from now on; None: plain tcp."""
+    global _curve
+    _curve = keys
+
+
 def _attach(sock: zmq.Socket, address: str, bind: bool) -> str:
     """Bind or connect; a bare tcp://HOST binds a random port. Returns the usable address."""
+    if _curve is not None and address.startswith("tcp://"):
+        (_curve.serve if bind else _curve.connect)(sock)
     if not bind:
         sock.connect(address)
         return address

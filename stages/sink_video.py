@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,7 +10,7 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.stage import Options, Stage, StageContext, register
 from stages.sink_paths import per_source_path
@@ -66,6 +67,14 @@ class VideoSink(Stage[VideoSinkOptions]):
         self._outputs: dict[str, _Output] = {}
         self.written: list[Path] = []
 
+    @classmethod
+    def output_paths(cls, options: VideoSinkOptions, output_dir: Path, sources: Sequence[str]) -> list[Path]:
+        return [
+            per_source_path(output_dir, options.path, s, several)
+            for s in sources
+            for several in (False, True)
+        ]
+
     def start_stream(self, info: SourceInfo) -> None:
         self._infos[info.id] = info
 
@@ -121,6 +130,8 @@ class VideoSink(Stage[VideoSinkOptions]):
         if out is None:
             return
         out.writer.release()  # writes the mp4 index: the file is valid from here on
+        if out.frames and not _readable(out.path):  # OpenCV's writer reports no write error
+            raise OutputError(f"sink.video could not write {out.path} (disk full or removed?)")
         self.written.append(out.path)
         files = self.context.report.setdefault("files", [])
         files.append({"path": str(out.path), "frames": out.frames})
@@ -131,5 +142,20 @@ class VideoSink(Stage[VideoSinkOptions]):
         return []
 
     def close(self) -> None:
+        failed: OutputError | None = None
         for source in list(self._outputs):
-            self._finish(source)
+            try:
+                self._finish(source)
+            except OutputError as exc:  # close the other files all the same
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+
+def _readable(path: Path) -> bool:
+    """Whether a written video opens and announces frames (its index made it to disk)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+    finally:
+        cap.release()

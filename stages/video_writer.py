@@ -14,7 +14,7 @@ import cv2
 import numpy as np
 
 log = logging.getLogger("vigil.video")
-H264_CONTAINERS = {".mp4", ".m4v", ".mov", ".mkv"}
+H264_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # suffix -> muxer
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}  # real-time friendly; visually clean at 23
 
 
@@ -38,15 +38,26 @@ class PyAVWriter:
 
         self.size = size
         self._even = (size[0] + size[0] % 2, size[1] + size[1] % 2)
-        self.container: Any = av.open(str(path), mode="w")
+        muxer = H264_CONTAINERS.get(path.suffix.lower(), "mp4")
+        self.container: Any = av.open(str(path), mode="w", format=muxer)
         rate = Fraction(fps).limit_denominator(1001)
         self.stream: Any = self.container.add_stream("libx264", rate=rate, options=dict(H264_OPTIONS))
         self.stream.width, self.stream.height = self._even
         self.stream.pix_fmt = "yuv420p"
         self._frame_type = av.VideoFrame
         self._n = 0
+        self.failed: str | None = None  # the first write error; later frames are not written
 
     def write(self, image: np.ndarray) -> None:
+        if self.failed is not None:
+            return
+        try:
+            self._encode(image)
+        except Exception as exc:  # e.g. a full disk: like OpenCV's writer, stop writing and say so once
+            self.failed = f"{type(exc).__name__}: {exc}"
+            log.error("cannot write to %s: %s", self.container.name, self.failed)
+
+    def _encode(self, image: np.ndarray) -> None:
         if (image.shape[1], image.shape[0]) != self._even:
             pad_x, pad_y = self._even[0] - image.shape[1], self._even[1] - image.shape[0]
             image = cv2.copyMakeBorder(image, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
@@ -59,10 +70,18 @@ class PyAVWriter:
     def release(self) -> None:
         if self.container is None:
             return
-        for packet in self.stream.encode():  # flush the encoder's delayed frames
-            self.container.mux(packet)
-        self.container.close()
-        self.container = None
+        container, self.container = self.container, None
+        try:
+            if self.failed is None:
+                for packet in self.stream.encode():  # flush the encoder's delayed frames
+                    container.mux(packet)
+        except Exception as exc:  # the caller checks that the file is readable
+            log.error("cannot finish %s: %s: %s", container.name, type(exc).__name__, exc)
+        finally:
+            try:
+                container.close()
+            except Exception as exc:
+                log.error("cannot close %s: %s: %s", container.name, type(exc).__name__, exc)
 
 
 class OpenCVWriter:

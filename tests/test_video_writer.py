@@ -80,3 +80,16 @@ def test_sink_video_writes_h264_with_the_source_frame_count(tmp_path):
     )
     run.run()
     assert _probe(tmp_path / "annotated.mp4") == ("h264", 42, 42, 200)
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_a_write_error_stops_writing_and_is_logged_not_raised(caplog):
+    # /dev/full fails every write with ENOSPC, as a full disk does
+    from stages.video_writer import PyAVWriter
+
+    with caplog.at_level(logging.ERROR, logger="vigil.video"):
+        writer = PyAVWriter(Path("/dev/full"), 25, (64, 48))
+        for image in _frames(60, (64, 48)):
+            writer.write(image)
+        writer.release()
+    assert writer.failed is not None and "cannot write to /dev/full" in caplog.text
