@@ -36,7 +36,8 @@ from pipeline.frame import Frame, SourceInfo
 from pipeline.node import RunHooks, StageNode
 from pipeline.outputs import check_inputs_kept, prepare_output_dir
 from pipeline.progress import Progress
-from pipeline.sources import Reader, capture_loop, open_source
+from pipeline.sources import Reader, capture_loop, open_source, redact
+from pipeline.status import RunStatus, SourceRate, SourceStatus, StageStatus, source_state
 from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
 from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
 from pipeline.wire import Control, Message, StreamEnd
@@ -62,6 +63,7 @@ class _Source:
     leaf_ends: int = 0
     ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
     frames_done: int = 0
+    rate: SourceRate = field(default_factory=SourceRate)  # for `Runner.status`
 
 
 @dataclass
@@ -203,6 +205,34 @@ class Runner:
         """Sources of this run that have not ended yet."""
         with self._lock:
             return [sid for sid, s in self._sources.items() if not s.ended.is_set()]
+
+    def status(self) -> RunStatus:
+        """A snapshot of every source and stage, safe to call from any thread while it runs."""
+        now = time.monotonic()
+        with self._lock:
+            sources = tuple(
+                SourceStatus(
+                    sid,
+                    redact(str(s.cfg.uri)),
+                    s.reader.info.kind,
+                    source_state(
+                        s.ended.is_set() or s.end is not None, s.end, s.reader.reconnecting, s.frames_done
+                    ),
+                    s.rate.fps(now),
+                    s.frames_done,
+                    s.rate.drops,
+                    s.rate.age(now),
+                    s.reader.reconnects,
+                    s.error,
+                )  # fmt: skip
+                for sid, s in self._sources.items()
+            )
+            running = self._accepting.is_set() and not self._closing
+        graph = self._graph
+        stages: tuple[StageStatus, ...] = ()
+        if graph is not None:
+            stages = tuple(_stage_status(n, graph.stats[n.id]) for n in graph.nodes)
+        return RunStatus(running, sources, stages, self.failure)
 
     def _open_sources(self) -> None:
         try:
@@ -402,6 +432,7 @@ class Runner:
             src = self._sources.get(msg.source)
             if src is not None:
                 src.frames_done += 1
+                src.rate.frame(msg.seq)
             bar.update(1)
             if self.on_result is not None:
                 self.on_result(msg)
@@ -501,6 +532,15 @@ def _alive(pid: int) -> bool:
     except PermissionError:  # someone else's process: alive
         return True
     return True
+
+
+def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
+    m = node.metrics
+    models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
+    return StageStatus(
+        node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
+        link.dropped, link.depth, models, link.invalid,
+    )  # fmt: skip
 
 
 class _Watchdog:

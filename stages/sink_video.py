@@ -14,6 +14,7 @@ from pipeline.errors import ConfigError, OutputError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.stage import Options, Stage, StageContext, register
 from stages.sink_paths import per_source_path
+from stages.video_writer import VideoWriter, open_writer
 
 DEFAULT_FPS = 25.0  # only when neither the options, the SourceInfo nor the run know the source's rate
 
@@ -27,7 +28,9 @@ class VideoSinkOptions(Options):
         "{source} in it, _<source> is added before the suffix (one file per source)",
     )
     fourcc: str | None = Field(
-        None, description="4-character codec code; default mp4v, or MJPG for .avi files"
+        None,
+        description="4-character OpenCV codec code; default H.264 through PyAV for .mp4/.mkv/.mov "
+        "(mp4v without PyAV), MJPG for .avi",
     )
     fps: float | None = Field(
         None, gt=0, description="frames per second written in the file; default: the source's own fps"
@@ -44,7 +47,7 @@ class VideoSinkOptions(Options):
 @dataclass
 class _Output:
     path: Path
-    writer: cv2.VideoWriter
+    writer: VideoWriter
     size: tuple[int, int]  # (width, height)
     frames: int = 0
     resized: bool = False
@@ -63,12 +66,6 @@ class VideoSink(Stage[VideoSinkOptions]):
         self._infos: dict[str, SourceInfo] = {}
         self._outputs: dict[str, _Output] = {}
         self.written: list[Path] = []
-
-    def fourcc(self, path: Path) -> str:
-        """The codec used for `path`: the option, else MJPG for .avi and mp4v otherwise."""
-        if self.options.fourcc:
-            return self.options.fourcc
-        return "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
 
     @classmethod
     def output_paths(cls, options: VideoSinkOptions, output_dir: Path, sources: Sequence[str]) -> list[Path]:
@@ -95,15 +92,15 @@ class VideoSink(Stage[VideoSinkOptions]):
             )
             fps = DEFAULT_FPS
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
-        fourcc = self.fourcc(path)
+        fourcc = self.options.fourcc
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (w, h))
-        if not writer.isOpened():
+        writer = open_writer(path, fps, (w, h), fourcc)
+        if writer is None:
             raise ConfigError(
                 f"sink.video cannot open {path} with fourcc {fourcc!r} ({w}x{h} @ {fps:g} fps): "
                 "try fourcc mp4v for .mp4 or MJPG for .avi, and check the folder is writable"
             )
-        self.log.info("writing %s (%s, %dx%d @ %g fps)", path, fourcc, w, h, fps)
+        self.log.info("writing %s (%s, %dx%d @ %g fps)", path, writer.codec, w, h, fps)
         return _Output(path, writer, (w, h))
 
     def process(self, frame: Frame) -> Frame:
@@ -124,7 +121,7 @@ class VideoSink(Stage[VideoSinkOptions]):
                 )
                 out.resized = True
             image = cv2.resize(image, out.size, interpolation=cv2.INTER_AREA)
-        out.writer.write(np.ascontiguousarray(image))
+        out.writer.write(image)
         out.frames += 1
         return frame
 
