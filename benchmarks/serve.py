@@ -22,14 +22,13 @@ import time
 from collections import defaultdict
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import httpx
+from typing import TYPE_CHECKING, Any
 
 from benchmarks.table import format_table
-from pipeline.config import config_from_dict
-from pipeline.frame import Frame
-from pipeline.service.embedded import EmbeddedService
+
+if TYPE_CHECKING:  # the service stack loads only when the benchmark runs (`vigil bench --help` stays fast)
+    from pipeline.frame import Frame
+    from pipeline.service.embedded import EmbeddedService
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -69,6 +68,8 @@ class Viewer(threading.Thread):
         self.url, self.stop, self.parts = url, stop, 0
 
     def run(self) -> None:
+        import httpx
+
         with httpx.Client(timeout=30) as client, client.stream("GET", self.url) as response:
             for chunk in response.iter_bytes():
                 self.parts += chunk.count(b"\xff\xd9")  # JPEG end markers
@@ -119,6 +120,9 @@ def run(streams: int, duration_s: float, pipeline: str, live_fps: float, out: Pa
         {"id": f"cam{i}", "uri": str(REPO / CLIPS[i % len(CLIPS)]), "loop": True, "realtime": True}
         for i in range(streams)
     ]
+    from pipeline.config import config_from_dict
+    from pipeline.service.embedded import EmbeddedService
+
     config = config_from_dict({"version": 1, "sources": sources, "stages": PIPELINES[pipeline]})
     tally = Tally()
     with EmbeddedService(config, out, live_fps=live_fps) as svc:
@@ -157,8 +161,8 @@ def summarise(rows: list[dict[str, Any]]) -> str:
     return "\n".join(lines)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_options(parser: argparse.ArgumentParser) -> None:
+    """The benchmark's options (shared by `vigil bench serve` and `python -m benchmarks.serve`)."""
     parser.add_argument("--streams", type=int, default=8, help="looped streams (default 8)")
     parser.add_argument(
         "--duration", type=float, default=600, help="seconds of measurement in all (default 600)"
@@ -168,7 +172,16 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--live-fps", type=float, default=10.0, help="frame rate cap of each live view")
     parser.add_argument("--output", default="out/bench_serve", help="output folder of the run")
-    args = parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_options(parser)
+    return report(parser.parse_args(argv))
+
+
+def report(args: argparse.Namespace) -> int:
+    """Run the benchmark with parsed options and print its table."""
     rows = run(args.streams, args.duration, args.pipeline, args.live_fps, Path(args.output))
     print(
         f"vigil serve: {args.streams} looped streams, pipeline {args.pipeline}, "
