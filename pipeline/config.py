@@ -450,3 +450,18 @@ def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineC
             message = pe.message if isinstance(pe, _PathError) else _friendly(err)
             raise ConfigError(f"--source {redact_uri(str(uri))!r}: {message}") from None
     return config.model_copy(update={"sources": sources})
+
+
+def source_from_dict(data: Any) -> SourceConfig:
+    """One source from plain data (an API call, `Pipeline.add_source`), with the checks and the
+    one-line messages of a pipeline file's source; several problems are joined by '; '."""
+    if not isinstance(data, dict):
+        raise ConfigError("a source is a mapping: {id, uri, every?, resize?, realtime?, loop?, ...}")
+    try:
+        return SourceConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{format_path(_with_alias(tuple(err['loc']))) or 'source'}: {_friendly(err)}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None

@@ -29,7 +29,7 @@ from typing import Any
 
 import cv2
 
-from pipeline.config import PipelineConfig, SourceConfig
+from pipeline.config import MAX_SOURCES, PipelineConfig, SourceConfig
 from pipeline.dispatch import PoolPlan
 from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
@@ -182,6 +182,9 @@ class Runner:
             old = self._sources.get(source_id)
             if old is not None and not old.ended.is_set():
                 raise ConfigError(f"source id {source_id!r} is in use")
+            running = sum(1 for s in self._sources.values() if not s.ended.is_set())
+            if running >= MAX_SOURCES:
+                raise ConfigError(f"{running} sources are running: at most {MAX_SOURCES}")
 
     def remove_source(self, source_id: str, timeout_s: float | None = 30.0) -> str:
         """End a source's stream cleanly (stages flush it, sinks close its files); other sources
