@@ -30,6 +30,7 @@ from typing import Any
 import cv2
 
 from pipeline.config import MAX_SOURCES, PipelineConfig, SourceConfig
+from pipeline.curve import CurveKeys, Gatekeeper
 from pipeline.dispatch import PoolPlan
 from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
@@ -39,7 +40,17 @@ from pipeline.progress import Progress
 from pipeline.sources import Reader, capture_loop, open_source, redact
 from pipeline.status import RunStatus, SourceRate, SourceStatus, StageStatus, source_state
 from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
-from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
+from pipeline.transport import (
+    LinkReceiver,
+    LinkSender,
+    LinkStats,
+    Policy,
+    Stopped,
+    Transport,
+    context,
+    endpoint,
+    secure_tcp,
+)
 from pipeline.wire import Control, Message, StreamEnd
 from pipeline.workers import WorkerSpec
 
@@ -113,6 +124,7 @@ class Runner:
         self._closing = False
         self._processing_started: float | None = None
         self._signals = 0
+        self._gate: Gatekeeper | None = None  # CURVE: who may connect to the tcp links
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------ control
@@ -325,7 +337,7 @@ class Runner:
             ]
             spec = WorkerSpec(
                 s.id, s.kind, s.with_, s.on_error, s.batch, budget[s.id], str(self.output_dir),
-                self._infos, links.capacity, level,
+                self._infos, links.capacity, level, curve=self._gate.keys if self._gate else None,
             )  # fmt: skip
             hooks = RunHooks(
                 self.abort, self._fatal, self.request_stop, self._on_leaf if s.id in leaves else None
@@ -345,7 +357,9 @@ class Runner:
         started = time.time()
         prepare_output_dir(self.output_dir)  # before anything opens: a bad folder costs nothing
         check_inputs_kept(self.config, self.output_dir)
+        keys = self._curve_keys()  # a bad key file fails before anything opens
         self._open_sources()
+        self._gate = _secure_links(keys)
         graph = self._graph = self._build()
         restore = self._install_signals()
         try:
@@ -363,7 +377,20 @@ class Runner:
         finally:
             self._shutdown(graph)
             restore()
+            if self._gate is not None:
+                self._gate.stop()
+            if keys is not None:
+                secure_tcp(None)
         return self._result(graph, started)
+
+    def _curve_keys(self) -> CurveKeys | None:
+        links = self.config.links
+        if links.curve is None:
+            if links.insecure and links.transport == "tcp":
+                log.warning("links.insecure: tcp links on %s accept anyone who can reach them", links.host)
+            return None
+        authorized = Path(links.curve.authorized) if links.curve.authorized else None
+        return CurveKeys.load(Path(links.curve.secret_key), authorized)
 
     def _wait_ready(self, nodes: list[StageNode]) -> None:
         for node in nodes:
@@ -507,6 +534,7 @@ class Runner:
                 "policy": graph.policy,
                 "transport": graph.transport,
                 "capacity": self.config.links.capacity,
+                **({"curve": True, "refused": self._gate.refused} if self._gate is not None else {}),
             },
         )
         outcomes = {
@@ -544,6 +572,14 @@ def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
         node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
         link.dropped, link.depth, models, link.invalid,
     )  # fmt: skip
+
+
+def _secure_links(keys: CurveKeys | None) -> Gatekeeper | None:
+    """Turn CURVE on for the tcp links this process opens, with a gatekeeper for who connects."""
+    if keys is None:
+        return None
+    secure_tcp(keys)
+    return Gatekeeper(context(), keys)
 
 
 class _Watchdog:

@@ -180,7 +180,9 @@ class ImageReader(Reader):
             if first is not None:
                 break
         if first is None:
-            raise SourceError(f"source {cfg.id!r}: none of the {len(files)} images at {_redact(str(uri))} could be read")
+            raise SourceError(
+                f"source {cfg.id!r}: none of the {len(files)} images at {_redact(str(uri))} could be read"
+            )
         h, w = first.shape[:2]
         self.fps = 25.0
         self.info = SourceInfo(cfg.id, uri, "images", self.fps, w, h, len(files), live=cfg.realtime)
