@@ -105,7 +105,6 @@ def test_with_curve_only_authorized_keys_get_in(tmp_path: Path) -> None:
     summary = run.summary
     assert summary["status"] == "completed", summary["error"]
     lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
-    seqs = [json.loads(line)["seq"] for line in lines]
-    assert seqs == list(range(56)), (sorted(set(range(56)) - set(seqs)), {k: (v["invalid"], v["drops"], v["errors"]) for k, v in summary["stages"].items()})  # no forged end got in
+    assert [json.loads(line)["seq"] for line in lines] == list(range(56))  # no forged end got in
     assert summary["links"]["curve"] is True and summary["links"]["refused"] >= 1
     assert all(stage["invalid"] == 0 for stage in summary["stages"].values())  # nothing even reached decode
