@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from pipeline.cli.eval import write_json
@@ -104,6 +105,32 @@ def _add_classify(bsub: Any) -> argparse.ArgumentParser:
     return cl
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    """A long looped run: memory, threads, fds and latency per interval, and their growth."""
+    from dataclasses import asdict
+
+    from benchmarks import soak
+
+    config = load_pipeline(args)
+    samples = soak.run(config, args.source_file, args.minutes, args.interval, Path(args.output))
+    growth = soak.growth(samples)
+    print("growth (last / first after warm-up): " + ", ".join(f"{k} {v}" for k, v in growth.items()))
+    write_json(args, {"samples": [asdict(s) for s in samples], "growth": growth})
+    return 0
+
+
+def _add_soak(bsub: Any) -> argparse.ArgumentParser:
+    sk = bsub.add_parser("soak", help="a long looped run: RSS, threads, fds and p99 latency per interval")
+    sk.add_argument("config", help="pipeline YAML file")
+    sk.add_argument("--source", dest="source_file", required=True, metavar="FILE", help="the file to loop")
+    sk.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+    sk.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
+    sk.add_argument("--interval", type=float, default=60.0, help="seconds between samples (default 60)")
+    sk.add_argument("--output", default="out/bench_soak", help="output folder of the run")
+    sk.set_defaults(func=cmd_soak)
+    return sk
+
+
 def _serve_options(p: argparse.ArgumentParser) -> None:
     from benchmarks import serve
 
@@ -135,5 +162,5 @@ def add_commands(sub: Any) -> None:
     tk.set_defaults(func=cmd_trackers)
     sv = bsub.add_parser("serve", help="vigil serve: per-stream fps, p99 latency, RSS; cost of live viewers")
     _serve_options(sv)
-    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub)):
+    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_soak(bsub)):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
