@@ -27,3 +27,11 @@ def per_source_path(context: StageContext, path: str, source: str, several: bool
         return output_path(context, path.replace("{source}", name))
     p = output_path(context, path)
     return p.with_name(f"{p.stem}_{name}{p.suffix}") if several else p
+
+
+def relative_to_output(context: StageContext, path: Path) -> str:
+    """How an event names a file it points to: relative to the run's output folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path(context.output_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)
