@@ -98,11 +98,12 @@ class Outbox(Generic[T]):
                     self.stats.sent += 1
                 else:
                     self.stats.failed += 1
+            self._queue.task_done()
 
     def close(self, timeout_s: float) -> OutboxStats:
         """Deliver what is queued for up to `timeout_s`, then stop; what is left counts as dropped."""
         deadline = time.monotonic() + timeout_s
-        while self._queue.qsize() and time.monotonic() < deadline:
+        while self._queue.unfinished_tasks and time.monotonic() < deadline:  # queued or in hand
             time.sleep(0.01)
         self.stopping.set()
         left = 0

@@ -200,7 +200,8 @@ class MqttSink(Stage[MqttSinkOptions]):
         if stats:
             stats["failed"] += self.lost
             stats["sent"] -= self.lost
-        return {**stats, "connects": self.connects, "connected": self._connected.is_set()}
+        pending = self._outbox.pending if self._outbox else 0
+        return {**stats, "pending": pending, "connects": self.connects, "connected": self._connected.is_set()}
 
     def close(self) -> None:
         if self._outbox is not None:
