@@ -22,7 +22,7 @@ from pydantic import Field
 from pipeline.errors import ConfigError
 from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.event_model import out_events
+from stages.event_model import out_event_records
 from stages.event_outbox import Outbox
 from stages.secret_file import read_secret
 
@@ -91,6 +91,7 @@ class MqttSink(Stage[MqttSinkOptions]):
         self._counts: dict[str, dict[str, int]] = {}
         self.connects = 0
         self.lost = 0  # published but never confirmed (counted as failed)
+        self._closing = False
 
     @property
     def status_topic(self) -> str:
@@ -121,6 +122,10 @@ class MqttSink(Stage[MqttSinkOptions]):
         self._outbox = Outbox(f"{self.id} (mqtt {o.host}:{o.port})", self._deliver, o.queue_size)
         self.log.info("publishing to mqtt://%s:%d under %s/", o.host, o.port, o.prefix)
 
+    def wait_connected(self, timeout_s: float) -> bool:
+        """Whether the broker accepted the connection within `timeout_s` (setup never waits)."""
+        return self._connected.wait(timeout_s)
+
     def _on_connect(self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any) -> None:
         if getattr(reason_code, "is_failure", False):
             self.log.warning("mqtt broker refused the connection: %s", reason_code)
@@ -132,7 +137,7 @@ class MqttSink(Stage[MqttSinkOptions]):
     def _on_disconnect(
         self, client: Any, userdata: Any, flags: Any, reason_code: Any, properties: Any
     ) -> None:
-        if self._connected.is_set():
+        if self._connected.is_set() and not self._closing:
             self.log.warning("mqtt connection lost (%s); reconnecting", reason_code)
         self._connected.clear()
 
@@ -176,8 +181,8 @@ class MqttSink(Stage[MqttSinkOptions]):
         assert self._outbox is not None
         source = topic_segment(frame.source)
         base = f"{self.options.prefix}/{source}"
-        for event in out_events(frame, self.options.types):
-            self._outbox.put(_Message(f"{base}/events", json.dumps(event.to_json()).encode()))
+        for record in out_event_records(frame, self.options.types):
+            self._outbox.put(_Message(f"{base}/events", json.dumps(record).encode()))
         if self.options.counts:
             self._publish_counts(frame, base)
         self.context.report["mqtt"] = self._report()
@@ -204,6 +209,7 @@ class MqttSink(Stage[MqttSinkOptions]):
         return {**stats, "pending": pending, "connects": self.connects, "connected": self._connected.is_set()}
 
     def close(self) -> None:
+        self._closing = True
         if self._outbox is not None:
             self._outbox.close(self.options.close_timeout_s)
         if self._client is not None:

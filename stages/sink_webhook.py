@@ -22,7 +22,7 @@ from pydantic import Field
 from pipeline.errors import ConfigError
 from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.event_model import out_events
+from stages.event_model import out_event_records
 from stages.event_outbox import Outbox, backoff_delay
 from stages.secret_file import read_secret
 
@@ -130,8 +130,8 @@ class WebhookSink(Stage[WebhookSinkOptions]):
         if self._outbox is None:
             self.setup()
         assert self._outbox is not None
-        for event in out_events(frame, self.options.types):
-            self._outbox.put(_Post(event.id, json.dumps(event.to_json()).encode()))
+        for record in out_event_records(frame, self.options.types):
+            self._outbox.put(_Post(record["id"], json.dumps(record).encode()))
         self.context.report["webhook"] = self._report()
         return frame
 

@@ -107,3 +107,14 @@ def test_the_password_is_never_logged(broker: Broker, tmp_path, caplog):
         sub.close()
     shown = caplog.text + repr(sink.options) + json.dumps(sink.context.report)
     assert secret not in shown
+
+
+def test_bench_events_measures_mqtt_throughput(broker: Broker):
+    from benchmarks import events
+
+    rows = events.run(None, events=300, port=broker.port)
+    assert [r["run"] for r in rows] == [
+        "sink.mqtt qos 0 -> local mosquitto",
+        "sink.mqtt qos 1 -> local mosquitto",
+    ]
+    assert all(r["events"] == 300 and r["dropped"] == 0 and r["events_per_s"] > 0 for r in rows)
