@@ -19,6 +19,7 @@ import numpy as np
 log = logging.getLogger("vigil")
 
 _TIME_BASE = Fraction(1, 1000)  # pts in milliseconds
+_warned: set[str] = set()  # fallback reasons already logged
 
 
 class ClipWriter(Protocol):
@@ -99,7 +100,7 @@ def open_clip_writer(path: Path, fps: float, size: tuple[int, int]) -> ClipWrite
 
         return _AvWriter(path, fps, size, av)
     except Exception as exc:  # ImportError, or an FFmpeg build without libx264
-        if not getattr(open_clip_writer, "warned", False):
-            open_clip_writer.warned = True  # type: ignore[attr-defined]
+        if str(exc) not in _warned:
+            _warned.add(str(exc))
             log.warning("clips: H.264 unavailable (%s); writing mp4v with OpenCV", exc)
         return _OpenCvWriter(path, fps, size)

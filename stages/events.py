@@ -122,25 +122,20 @@ class EventsStage(Stage[EventsOptions]):
     def _object_event(
         self, frame: Frame, life: ObjectLifecycle, seen: dict[int, _Sighting], change: ObjectChange
     ) -> OutEvent:
-        event = self._event(frame, life, seen, f"object_{change.kind}", change.track_id)
         obj = life.objects[change.track_id]
+        data: dict[str, Any] = {}
         if change.kind == "update":
-            data: dict[str, Any] = {"changed": list(change.changed)}
+            data = {"changed": list(change.changed)}
         elif change.kind == "end":
             data = {
                 "first_pts": obj.first_pts,
                 "last_pts": obj.last_pts,
                 "duration_s": obj.last_pts - obj.first_pts,
             }
-        elif change.kind == "dwell":
-            assert change.zone is not None
-            return self._with_data(
-                self._event(frame, life, seen, "dwell", change.track_id),
-                {"zone": change.zone, "dwell": frame.pts - obj.zones[change.zone]},
-            )
-        else:
-            data = {}
-        return self._with_data(event, data)
+        elif change.kind == "dwell" and change.zone is not None:
+            data = {"zone": change.zone, "dwell": frame.pts - obj.zones[change.zone]}
+        type_ = "dwell" if change.kind == "dwell" else f"object_{change.kind}"
+        return replace(self._event(frame, life, seen, type_, change.track_id), data=data)
 
     def _analytics_event(
         self, frame: Frame, life: ObjectLifecycle, seen: dict[int, _Sighting], raw: Event
@@ -154,11 +149,7 @@ class EventsStage(Stage[EventsOptions]):
             data = {"zone": raw.data.get("name"), "since_pts": raw.data.get("pts")}
             if "dwell" in raw.data:
                 data["dwell"] = raw.data["dwell"]
-        return self._with_data(event, {**data, "from_stage": raw.stage})
-
-    @staticmethod
-    def _with_data(event: OutEvent, data: dict[str, Any]) -> OutEvent:
-        return replace(event, data=data)
+        return replace(event, data={**data, "from_stage": raw.stage})
 
     def end_stream(self, source: str) -> list[Frame]:
         # No frame is left to carry object_end events: objects still alive are only forgotten.

@@ -7,6 +7,8 @@ event sinks after this one (`sink.mqtt`, `sink.webhook`, `sink.jsonl`) carry it.
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import cv2
 import numpy as np
 from pydantic import Field
@@ -94,7 +96,7 @@ class SnapshotsSink(Stage[SnapshotsSinkOptions]):
             self.context.report["snapshots"] = {"folder": str(self.folder), "count": self.count}
         return replace_out_events(frame, changed)
 
-    def _write(self, path: object, image: np.ndarray, params: list[int]) -> None:
+    def _write(self, path: Path, image: np.ndarray, params: list[int]) -> None:
         if not self.folder.is_dir():
             self.setup()
         if not cv2.imwrite(str(path), image, params):

@@ -97,3 +97,21 @@ def test_retention_is_enforced_as_clips_complete(tmp_path):
     sink.close()
     assert sorted(p.name for p in (tmp_path / "clips").iterdir()) == ["k45.mp4", "k55.mp4"]
     assert sink.deleted == 4
+
+
+def test_without_pyav_clips_fall_back_to_opencv_mp4v(tmp_path, monkeypatch):
+    import sys
+
+    import cv2
+
+    from stages.clip_writer import open_clip_writer
+
+    monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
+    writer = open_clip_writer(tmp_path / "c.mp4", 10.0, (64, 48))
+    for i in range(5):
+        writer.write(np.full((48, 64, 3), 40 * i, np.uint8), i / 10)
+    writer.close()
+    assert writer.codec == "mp4v"
+    capture = cv2.VideoCapture(str(tmp_path / "c.mp4"))
+    assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
+    capture.release()
