@@ -41,8 +41,11 @@ class ClipsSinkOptions(Options):
     max_clips: int | None = Field(1000, ge=1, description="keep at most this many clips (oldest go first)")
     max_bytes: int | None = Field(2_000_000_000, ge=1, description="keep at most this many bytes of clips")
     max_age_days: float | None = Field(7.0, gt=0, description="delete clips older than this")
-    buffer_frames: int = Field(
-        1000, ge=1, description="most frames the pre-roll buffer holds per source (bounds its memory)"
+    buffer_mb: float = Field(
+        512.0,
+        gt=0,
+        description="memory the pre-roll buffer of one source may hold, in MiB of raw frames "
+        "(1080p: 6 MiB a frame, so 512 MiB is about 85 frames; a longer pre-roll is cut to fit)",
     )
     annotated: bool = Field(
         False, description="record the rendered picture (when a render ran) instead of the image"
@@ -92,7 +95,8 @@ class ClipsSink(Stage[ClipsSinkOptions]):
         image = frame.view if o.annotated else frame.image
         ring = self._rings.get(frame.source)
         if ring is None:
-            ring = self._rings[frame.source] = FrameRing(o.pre_roll_s, o.buffer_frames)
+            most = max(2, int(o.buffer_mb * 2**20 // max(image.nbytes, 1)))
+            ring = self._rings[frame.source] = FrameRing(o.pre_roll_s, most)
         ring.push(frame.pts, image)
         rec = self._recording.get(frame.source)
         if rec is not None and rec.window.done(frame.pts):

@@ -115,3 +115,15 @@ def test_without_pyav_clips_fall_back_to_opencv_mp4v(tmp_path, monkeypatch):
     capture = cv2.VideoCapture(str(tmp_path / "c.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
     capture.release()
+
+
+def test_the_pre_roll_buffer_is_bounded_by_memory(tmp_path):
+    # 160x120 frames are 57,600 bytes: 0.3 MiB holds 5 of them, so 1 s of pre-roll becomes 0.4 s
+    options = ClipsSinkOptions(pre_roll_s=1.0, post_roll_s=0.2, buffer_mb=0.3)
+    sink = ClipsSink(options, StageContext("clips", output_dir=tmp_path))
+    for i in range(40):
+        out = sink.process(frame(i, events=(event("m30", 3.0),) if i == 30 else ()))
+        if i == 30:
+            assert out_events(out)[0].clip_offset_s == pytest.approx(0.4)
+    sink.close()
+    assert len(_decode(tmp_path / "clips/m30.mp4")[1]) == 5 + 2  # 2.6 .. 3.0, then 3.1, 3.2

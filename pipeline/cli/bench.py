@@ -87,7 +87,10 @@ def cmd_events(args: argparse.Namespace) -> int:
 
     config = load_pipeline(args) if args.config else None
     rows = events.run(config, args.events, args.rounds, args.port, args.max_frames)
-    print(format_table(rows))
+    print(format_table([r for r in rows if "events_per_s" in r]))
+    if config is not None:
+        print()
+        print(format_table([r for r in rows if "fps" in r]))
     write_json(args, rows)
     return 0
 
@@ -103,7 +106,7 @@ def _add_events(bsub: Any) -> argparse.ArgumentParser:
         "--events", type=int, default=20000, help="events sent per throughput row (default 20000)"
     )
     ev.add_argument(
-        "--rounds", type=int, default=2, help="interleaved pipeline rounds, best kept (default 2)"
+        "--rounds", type=int, default=2, help="interleaved pipeline rounds, best kept (default 3)"
     )
     ev.add_argument("--port", type=int, help="a running broker on 127.0.0.1 (default: start mosquitto)")
     ev.add_argument("--max-frames", type=int, default=None, help="limit the input")
