@@ -50,7 +50,7 @@ class _AvWriter:
             stream.width, stream.height = self.size
             stream.pix_fmt = "yuv420p"
             stream.codec_context.time_base = _TIME_BASE
-            stream.options = {"preset": "veryfast", "crf": "23"}
+            stream.options = {"preset": "ultrafast", "crf": "23"}  # least CPU: the frame path pays for it
         except Exception:
             self._container.close()
             raise
