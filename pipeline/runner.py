@@ -34,8 +34,10 @@ from pipeline.dispatch import PoolPlan
 from pipeline.errors import ConfigError, SourceError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.node import RunHooks, StageNode
+from pipeline.outputs import check_inputs_kept, prepare_output_dir
 from pipeline.progress import Progress
-from pipeline.sources import Reader, capture_loop, open_source
+from pipeline.sources import Reader, capture_loop, open_source, redact
+from pipeline.status import RunStatus, SourceRate, SourceStatus, StageStatus, source_state
 from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
 from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
 from pipeline.wire import Control, Message, StreamEnd
@@ -61,6 +63,7 @@ class _Source:
     leaf_ends: int = 0
     ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
     frames_done: int = 0
+    rate: SourceRate = field(default_factory=SourceRate)  # for `Runner.status`
 
 
 @dataclass
@@ -193,10 +196,43 @@ class Runner:
             raise StageError(f"source {source_id!r} did not end within {timeout_s}s")
         return src.end or "removed"
 
+    def addresses(self) -> dict[str, str]:
+        """Where each stage's input link listens (empty until the run has built its graph)."""
+        graph = self._graph
+        return {} if graph is None else {n.id: n.receiver.address for n in graph.nodes}
+
     def source_ids(self) -> list[str]:
         """Sources of this run that have not ended yet."""
         with self._lock:
             return [sid for sid, s in self._sources.items() if not s.ended.is_set()]
+
+    def status(self) -> RunStatus:
+        """A snapshot of every source and stage, safe to call from any thread while it runs."""
+        now = time.monotonic()
+        with self._lock:
+            sources = tuple(
+                SourceStatus(
+                    sid,
+                    redact(str(s.cfg.uri)),
+                    s.reader.info.kind,
+                    source_state(
+                        s.ended.is_set() or s.end is not None, s.end, s.reader.reconnecting, s.frames_done
+                    ),
+                    s.rate.fps(now),
+                    s.frames_done,
+                    s.rate.drops,
+                    s.rate.age(now),
+                    s.reader.reconnects,
+                    s.error,
+                )  # fmt: skip
+                for sid, s in self._sources.items()
+            )
+            running = self._accepting.is_set() and not self._closing
+        graph = self._graph
+        stages: tuple[StageStatus, ...] = ()
+        if graph is not None:
+            stages = tuple(_stage_status(n, graph.stats[n.id]) for n in graph.nodes)
+        return RunStatus(running, sources, stages, self.failure)
 
     def _open_sources(self) -> None:
         try:
@@ -304,8 +340,9 @@ class Runner:
     # ------------------------------------------------------------------------------ run
     def run(self) -> RunResult:
         started = time.time()
+        prepare_output_dir(self.output_dir)  # before anything opens: a bad folder costs nothing
+        check_inputs_kept(self.config, self.output_dir)
         self._open_sources()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
         graph = self._graph = self._build()
         restore = self._install_signals()
         try:
@@ -355,14 +392,15 @@ class Runner:
         for src in self._sources.values():
             if src.reader.info.live or not src.reader.info.frames:
                 return None
-            n = src.reader.info.frames // src.cfg.every
+            n = -(-src.reader.info.frames // src.cfg.every)  # frames 0, every, 2*every, ... are kept
             total += min(n, src.cfg.max_frames) if src.cfg.max_frames else n
         return total or None
 
     def _supervise(self, graph: _Graph) -> None:
         watchdog = _Watchdog(self.config.links.stall_timeout_s)
         gone = 0
-        with Progress(self._total(), disable=self.quiet) as bar:
+        live = self.keep_open or any(s.reader.info.live for s in self._sources.values())
+        with Progress(self._total(), disable=self.quiet, live=live) as bar:
             while not self.abort.is_set():
                 msg: Message | None = None
                 try:
@@ -394,6 +432,7 @@ class Runner:
             src = self._sources.get(msg.source)
             if src is not None:
                 src.frames_done += 1
+                src.rate.frame(msg.seq)
             bar.update(1)
             if self.on_result is not None:
                 self.on_result(msg)
@@ -452,6 +491,7 @@ class Runner:
     def _result(self, graph: _Graph, started: float) -> RunResult:
         for node in graph.nodes:
             node.metrics.drops = graph.stats[node.id].dropped
+            node.metrics.invalid = graph.stats[node.id].invalid
         facts = RunFacts(
             started=started,
             processing_from=self._processing_started,
@@ -494,6 +534,15 @@ def _alive(pid: int) -> bool:
     return True
 
 
+def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
+    m = node.metrics
+    models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
+    return StageStatus(
+        node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
+        link.dropped, link.depth, models, link.invalid,
+    )  # fmt: skip
+
+
 class _Watchdog:
     """Fires when stages hold work (a queue is not empty, or a stage is inside process()) and
     nothing has moved for `timeout_s`. Idle is not a stall: a reconnecting camera sends nothing."""
@@ -504,7 +553,9 @@ class _Watchdog:
         self.last_move = time.monotonic()
 
     def stalled(self, graph: _Graph, done: int) -> bool:
-        counter = sum(s.sent + s.received for s in graph.stats.values()) + done
+        # a worker restart is the pool working on the problem, not a stall
+        restarts = sum(n.metrics.restarts for n in graph.nodes)
+        counter = sum(s.sent + s.received for s in graph.stats.values()) + done + restarts
         now = time.monotonic()
         holding = any(s.depth > 0 for s in graph.stats.values()) or any(n.busy() for n in graph.nodes)
         if counter != self.last_counter or not holding:

@@ -53,6 +53,8 @@ class Reader:
 
     info: SourceInfo
     failure: str | None = None  # set when the stream ended because the source broke (not its end)
+    reconnecting: bool = False  # a live source between a drop and its reopening (read by `Runner.status`)
+    reconnects: int = 0  # drops it came back from
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         raise NotImplementedError
@@ -254,6 +256,13 @@ class LiveReader(Reader):
     def _reconnect(self, stop: threading.Event | None) -> bool:
         lost_at, delay, attempts = time.monotonic(), self.cfg.reconnect.initial_delay_s, 0
         log.warning("source %s: %s dropped; reconnecting", self.cfg.id, self.kind)
+        self.reconnecting = True
+        try:
+            return self._reopen(stop, lost_at, delay, attempts)
+        finally:
+            self.reconnecting = False
+
+    def _reopen(self, stop: threading.Event | None, lost_at: float, delay: float, attempts: int) -> bool:
         while True:
             if stop is not None and stop.wait(delay):
                 return False
@@ -262,6 +271,7 @@ class LiveReader(Reader):
             attempts += 1
             self.cap = self._open()
             if self.cap is not None:
+                self.reconnects += 1
                 log.warning(
                     "source %s: reconnected after %.1fs gap (%d attempt(s))",
                     self.cfg.id,
@@ -301,7 +311,7 @@ class SyntheticReader(Reader):
         self.fps = float(q.get("fps", 25))
         rng = np.random.default_rng(0)
         self.background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-        self.cfg, self.index = cfg, 0
+        self.cfg, self.index, self._loops = cfg, 0, 0
         self.info = SourceInfo(
             cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime
         )
@@ -311,6 +321,7 @@ class SyntheticReader(Reader):
             if not self.cfg.loop:
                 return None
             self.index = 0
+            self._loops += 1  # media time goes on across loops, so `realtime` keeps pacing
         i = self.index
         self.index += 1
         image = None
@@ -320,7 +331,12 @@ class SyntheticReader(Reader):
             x = int((i * 7) % max(1, w - 60))
             cv2.rectangle(image, (x, h // 3), (x + 60, h // 3 + 60), (255, 255, 255), -1)
             cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
-        return Captured(image, i / self.fps, i)
+        return Captured(image, (self._loops * self.frames + i) / self.fps, i)
+
+
+def redact(uri: str) -> str:
+    """`uri` with a password replaced by *** (for logs, status and the HTTP API)."""
+    return _redact(uri)
 
 
 def _redact(uri: str) -> str:

@@ -138,6 +138,13 @@ def _add_classify(bsub: Any) -> argparse.ArgumentParser:
     return cl
 
 
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    from benchmarks import serve
+
+    serve.add_options(p)
+    p.set_defaults(func=serve.report)
+
+
 def add_commands(sub: Any) -> None:
     """Register `bench ...` on the top-level subparsers."""
     p = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
@@ -160,5 +167,7 @@ def add_commands(sub: Any) -> None:
     )
     tk.add_argument("--frames", type=int, default=60, help="timed frames per size (default 60)")
     tk.set_defaults(func=cmd_trackers)
+    sv = bsub.add_parser("serve", help="vigil serve: per-stream fps, p99 latency, RSS; cost of live viewers")
+    _serve_options(sv)
     for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_events(bsub)):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
