@@ -1,0 +1,51 @@
+"""The service's links to event snapshots and clips: only those, only inside the output folder."""
+
+from __future__ import annotations
+
+import pytest
+
+pytest.importorskip("starlette")
+pytest.importorskip("httpx")
+
+from starlette.applications import Starlette  # noqa: E402
+from starlette.routing import Route  # noqa: E402
+from starlette.testclient import TestClient  # noqa: E402
+
+from pipeline.service.files import file_endpoint, output_file  # noqa: E402
+
+
+@pytest.fixture
+def out(tmp_path):
+    (tmp_path / "out/snapshots").mkdir(parents=True)
+    (tmp_path / "out/clips").mkdir()
+    (tmp_path / "out/snapshots/e1.jpg").write_bytes(b"\xff\xd8jpeg")
+    (tmp_path / "out/clips/e1.mp4").write_bytes(b"mp4")
+    (tmp_path / "out/results.jsonl").write_text("{}\n")
+    (tmp_path / "secret.jpg").write_bytes(b"outside")
+    (tmp_path / "out/snapshots/link.jpg").symlink_to(tmp_path / "secret.jpg")
+    return tmp_path / "out"
+
+
+def test_only_pictures_and_clips_inside_the_output_folder(out):
+    assert output_file(out, "snapshots/e1.jpg") == (out / "snapshots/e1.jpg").resolve()
+    assert output_file(out, "clips/e1.mp4") == (out / "clips/e1.mp4").resolve()
+    for refused in (
+        "results.jsonl",
+        "../secret.jpg",
+        "snapshots/link.jpg",
+        "snapshots/none.jpg",
+        "/etc/passwd",
+    ):
+        assert output_file(out, refused) is None, refused
+
+
+def test_the_route_serves_them_and_nothing_else(out):
+    app = Starlette(routes=[Route("/files/{path:path}", file_endpoint(lambda: out))])
+    client = TestClient(app)
+    answer = client.get("/files/snapshots/e1.jpg")
+    assert answer.status_code == 200 and answer.content == b"\xff\xd8jpeg"
+    assert answer.headers["content-type"] == "image/jpeg"
+    assert client.get("/files/clips/e1.mp4").headers["content-type"] == "video/mp4"
+    assert client.get("/files/results.jsonl").status_code == 404
+    assert client.get("/files/snapshots/link.jpg").status_code == 404
+    assert client.get("/files/%2e%2e/secret.jpg").status_code == 404
