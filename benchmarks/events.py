@@ -105,7 +105,7 @@ def mqtt_throughput(port: int, events: int, qos: int, folder: Path, per_frame: i
     put_s = time.perf_counter() - t0
     sink.close()
     total_s = time.perf_counter() - t0
-    report = sink.context.report["mqtt"]
+    report = sink.context.report["delivery"]
     return {
         "run": f"sink.mqtt qos {qos} -> local mosquitto",
         "events": events,

@@ -76,8 +76,8 @@ class _Message:
 class MqttSink(Stage[MqttSinkOptions]):
     """Publish events and counts to MQTT (see the module doc). Frames pass through unchanged.
 
-    Summary: mqtt = queued, sent, dropped (outbox full or left at the end), failed (not
-    confirmed in time), connects.
+    Summary (and `vigil_event_messages` in served metrics): delivery = queued, sent, dropped
+    (outbox full or left at the end), failed (not confirmed in time), connects.
     """
 
     stateful = True
@@ -185,7 +185,7 @@ class MqttSink(Stage[MqttSinkOptions]):
             self._outbox.put(_Message(f"{base}/events", json.dumps(record).encode()))
         if self.options.counts:
             self._publish_counts(frame, base)
-        self.context.report["mqtt"] = self._report()
+        self.context.report["delivery"] = self._report()
         return frame
 
     def _publish_counts(self, frame: Frame, base: str) -> None:
@@ -221,6 +221,6 @@ class MqttSink(Stage[MqttSinkOptions]):
             self._client.loop_stop()
         if self._outbox is not None:
             self.lost += sum(1 for info in self._inflight if not info.is_published())
-            self.context.report["mqtt"] = self._report()
+            self.context.report["delivery"] = self._report()
         self._client = None
         self._outbox = None

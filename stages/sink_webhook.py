@@ -68,8 +68,8 @@ class _Post:
 class WebhookSink(Stage[WebhookSinkOptions]):
     """POST each event to a URL (see the module doc). Frames pass through unchanged.
 
-    Summary: webhook = queued, sent, dropped (outbox full or left at the end), failed (refused
-    or out of retries), retries.
+    Summary (and `vigil_event_messages` in served metrics): delivery = queued, sent, dropped
+    (outbox full or left at the end), failed (refused or out of retries), retries.
     """
 
     stateful = True
@@ -132,7 +132,7 @@ class WebhookSink(Stage[WebhookSinkOptions]):
         assert self._outbox is not None
         for record in out_event_records(frame, self.options.types):
             self._outbox.put(_Post(record["id"], json.dumps(record).encode()))
-        self.context.report["webhook"] = self._report()
+        self.context.report["delivery"] = self._report()
         return frame
 
     def _report(self) -> dict[str, Any]:
@@ -142,7 +142,7 @@ class WebhookSink(Stage[WebhookSinkOptions]):
     def close(self) -> None:
         if self._outbox is not None:
             self._outbox.close(self.options.close_timeout_s)
-            self.context.report["webhook"] = self._report()
+            self.context.report["delivery"] = self._report()
         if self._client is not None:
             self._client.close()
         self._client = None

@@ -80,7 +80,7 @@ def test_people_counting_publishes_the_line_crossings(broker: Broker, tmp_path, 
     finally:
         late.close()
     summary = json.loads((out / "summary.json").read_text())
-    assert summary["stages"]["mqtt"]["report"]["mqtt"]["dropped"] == 0
+    assert summary["stages"]["mqtt"]["report"]["delivery"]["dropped"] == 0
     for e in mqtt_crossings:
         assert (out / e["snapshot"]).is_file()
         assert e["clip_offset_s"] >= PRE_ROLL_S or e["pts"] < PRE_ROLL_S  # the clip starts >= pre_roll before

@@ -42,7 +42,7 @@ def test_events_counts_and_status(broker: Broker, tmp_path):
     finally:
         sink.close()
         sub.close()
-    assert sink.context.report["mqtt"]["sent"] == 5 and sink.context.report["mqtt"]["dropped"] == 0
+    assert sink.context.report["delivery"]["sent"] == 5 and sink.context.report["delivery"]["dropped"] == 0
     late = Subscriber(broker.port)  # retained: a subscriber that comes later sees the last values
     try:
         assert late.wait_for(1, "/person/count")[-1][1:] == (b"1", True)
@@ -66,12 +66,12 @@ def test_a_broker_crash_drops_and_counts_and_later_events_arrive(broker: Broker,
             time.sleep(0.05)
         for i in range(100):  # must not block while the broker is gone
             sink.process(frame(seq := seq + 1, events=(event(f"down{i}", seq / 10),)))
-        assert sink.context.report["mqtt"]["dropped"] >= 100 - 20 - 1  # queue + the one in hand
+        assert sink.context.report["delivery"]["dropped"] >= 100 - 20 - 1  # queue + the one in hand
         broker.start()
         assert sub.subscribed.wait(20), "subscriber did not come back"
         for _ in range(400):  # frames go on while the sink reconnects and sends its backlog
             sink.process(frame(seq := seq + 1))
-            report = sink.context.report["mqtt"]
+            report = sink.context.report["delivery"]
             if report["connected"] and report["pending"] == 0:
                 break
             time.sleep(0.05)
@@ -87,7 +87,7 @@ def test_a_broker_crash_drops_and_counts_and_later_events_arrive(broker: Broker,
     finally:
         sink.close()
         sub.close()
-    report = sink.context.report["mqtt"]
+    report = sink.context.report["delivery"]
     assert report["dropped"] > 0 and report["connects"] >= 2
     assert report["sent"] + report["failed"] + report["dropped"] == 110  # every event accounted for
 

@@ -80,7 +80,7 @@ def test_every_event_arrives_once_by_idempotency_key(receiver, tmp_path):
     for i in range(0, 12, 2):
         sink.process(frame(i, events=(event(ids[i], i / 10), event(ids[i + 1], i / 10))))
     sink.close()
-    report = sink.context.report["webhook"]
+    report = sink.context.report["delivery"]
     assert report["sent"] == 12 and report["failed"] == 0 and report["dropped"] == 0
     assert report["retries"] >= 12 + 4  # one per 500, one more per timeout
     assert sorted(handler.accepted) == sorted(ids)
@@ -117,4 +117,10 @@ def test_a_refusal_is_not_retried(tmp_path):
     finally:
         server.shutdown()
         server.server_close()
-    assert sink.context.report["webhook"] == {"queued": 1, "sent": 0, "dropped": 0, "failed": 1, "retries": 0}
+    assert sink.context.report["delivery"] == {
+        "queued": 1,
+        "sent": 0,
+        "dropped": 0,
+        "failed": 1,
+        "retries": 0,
+    }

@@ -1,4 +1,5 @@
-"""The service's links to event snapshots and clips: only those, only inside the output folder."""
+"""The service and event sinks: links to snapshots and clips (only those, only inside the output
+folder), and the sinks' delivery counts in /metrics."""
 
 from __future__ import annotations
 
@@ -49,3 +50,19 @@ def test_the_route_serves_them_and_nothing_else(out):
     assert client.get("/files/results.jsonl").status_code == 404
     assert client.get("/files/snapshots/link.jpg").status_code == 404
     assert client.get("/files/%2e%2e/secret.jpg").status_code == 404
+
+
+def test_event_sink_counts_are_served_as_metrics():
+    from prometheus_client import CollectorRegistry, generate_latest
+
+    from pipeline.service.metrics import RunCollector
+    from pipeline.status import RunStatus, StageStatus
+
+    mqtt = StageStatus("mqtt", "sink.mqtt", True, 10, 10, 0, 0, 0, 0, delivery=(("sent", 7), ("dropped", 3)))
+    plain = StageStatus("draw", "render", True, 10, 10, 0, 0, 0, 0)
+    registry = CollectorRegistry()
+    registry.register(RunCollector(lambda: RunStatus(True, (), (mqtt, plain))))
+    text = generate_latest(registry).decode()
+    assert 'vigil_event_messages_total{outcome="sent",stage="mqtt"} 7.0' in text
+    assert 'vigil_event_messages_total{outcome="dropped",stage="mqtt"} 3.0' in text
+    assert 'stage="draw",outcome' not in text and 'outcome="sent",stage="draw"' not in text
