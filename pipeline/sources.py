@@ -23,6 +23,8 @@ import numpy as np
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
 from pipeline.frame import Frame, SourceInfo
+from pipeline.image_limits import FrameSizeGuard, image_file_refusal
+from pipeline.redact import redact_uri
 from pipeline.transport import Stopped
 from pipeline.wire import Message, StreamEnd, StreamStart
 
@@ -174,7 +176,7 @@ class ImageReader(Reader):
         self.cfg, self.files, self.pos = cfg, files, 0
         first = None
         for f in files:
-            first = cv2.imread(str(f))
+            first = None if image_file_refusal(f, cfg.max_pixels) else cv2.imread(str(f))  # size hook
             if first is not None:
                 break
         if first is None:
@@ -187,6 +189,10 @@ class ImageReader(Reader):
         while self.pos < len(self.files):
             path, i = self.files[self.pos], self.pos
             self.pos += 1
+            # size hook (pipeline/image_limits.py): never hand an oversized or unknown file to a decoder
+            if decode and (refusal := image_file_refusal(path, self.cfg.max_pixels)):
+                log.warning("source %s: skipped unreadable image %s: %s", self.cfg.id, path, refusal)
+                continue
             image = cv2.imread(str(path)) if decode else None
             if decode and image is None:
                 log.warning("source %s: skipped unreadable image %s", self.cfg.id, path)
@@ -340,11 +346,8 @@ def redact(uri: str) -> str:
 
 
 def _redact(uri: str) -> str:
-    """Hide a password in rtsp://user:pass@host URLs before logging."""
-    parsed = urlparse(uri)
-    if parsed.password:
-        return uri.replace(f":{parsed.password}@", ":***@")
-    return uri
+    """Hide credentials (user:pass@, ?pwd=, ?token=, ...) before logging or the summary."""
+    return redact_uri(uri)
 
 
 def capture_loop(
@@ -359,6 +362,7 @@ def capture_loop(
     send(StreamStart(reader.info))
     reason, seq, n, t0 = "eos", 0, 0, time.monotonic()
     error: str | None = None
+    size_guard = FrameSizeGuard(cfg.id, cfg.max_pixels)  # size hook: decoded frames over max_pixels
     try:
         while not stop.is_set():
             keep = n % cfg.every == 0
@@ -370,6 +374,8 @@ def capture_loop(
                 continue
             image = captured.image
             assert image is not None
+            if not size_guard.allows(image):  # size hook (logged, counted)
+                continue
             if cfg.resize is not None and (image.shape[1], image.shape[0]) != tuple(cfg.resize):
                 image = cv2.resize(image, tuple(cfg.resize), interpolation=cv2.INTER_AREA)
             if cfg.realtime and reader.info.kind in ("file", "images", "synthetic"):
