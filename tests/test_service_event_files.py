@@ -6,11 +6,11 @@ from __future__ import annotations
 import pytest
 
 pytest.importorskip("starlette")
-pytest.importorskip("httpx")
 
+import anyio  # noqa: E402
+import httpx  # noqa: E402
 from starlette.applications import Starlette  # noqa: E402
 from starlette.routing import Route  # noqa: E402
-from starlette.testclient import TestClient  # noqa: E402
 
 from pipeline.service.files import file_endpoint, output_file  # noqa: E402
 
@@ -40,16 +40,30 @@ def test_only_pictures_and_clips_inside_the_output_folder(out):
         assert output_file(out, refused) is None, refused
 
 
+def _get(app: Starlette, *urls: str) -> list[httpx.Response]:
+    async def fetch() -> list[httpx.Response]:
+        async with httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=app), base_url="http://vigil"
+        ) as client:
+            return [await client.get(url) for url in urls]
+
+    return anyio.run(fetch)
+
+
 def test_the_route_serves_them_and_nothing_else(out):
     app = Starlette(routes=[Route("/files/{path:path}", file_endpoint(lambda: out))])
-    client = TestClient(app)
-    answer = client.get("/files/snapshots/e1.jpg")
-    assert answer.status_code == 200 and answer.content == b"\xff\xd8jpeg"
-    assert answer.headers["content-type"] == "image/jpeg"
-    assert client.get("/files/clips/e1.mp4").headers["content-type"] == "video/mp4"
-    assert client.get("/files/results.jsonl").status_code == 404
-    assert client.get("/files/snapshots/link.jpg").status_code == 404
-    assert client.get("/files/%2e%2e/secret.jpg").status_code == 404
+    jpeg, mp4, results, link, up = _get(
+        app,
+        "/files/snapshots/e1.jpg",
+        "/files/clips/e1.mp4",
+        "/files/results.jsonl",
+        "/files/snapshots/link.jpg",
+        "/files/%2e%2e/secret.jpg",
+    )
+    assert jpeg.status_code == 200 and jpeg.content == b"\xff\xd8jpeg"
+    assert jpeg.headers["content-type"] == "image/jpeg"
+    assert mp4.headers["content-type"] == "video/mp4"
+    assert results.status_code == link.status_code == up.status_code == 404
 
 
 def test_event_sink_counts_are_served_as_metrics():
