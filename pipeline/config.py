@@ -8,6 +8,7 @@ validated by the stage kind's own `Options` model.
 from __future__ import annotations
 
 import copy
+import ipaddress
 import os
 import re
 from collections.abc import Collection, Sequence
@@ -186,6 +187,16 @@ class StageConfig(_Model):
         return _check_cpu_bound(v)
 
 
+class CurveConfig(_Model):
+    """ZeroMQ CURVE keys for tcp links (make them with `vigil keys gen DIR NAME`)."""
+
+    secret_key: str = Field(description="this run's NAME.key_secret file")
+    authorized: str | None = Field(
+        default=None,
+        description="a folder of public *.key files (or one file) allowed to connect; the run's own key always is",
+    )
+
+
 class LinksConfig(_Model):
     """Defaults for the links between stages."""
 
@@ -209,6 +220,31 @@ class LinksConfig(_Model):
     stall_timeout_s: float = _seconds(
         120.0, "abort when no frame moves anywhere for this long, seconds (at most a day)"
     )
+    curve: CurveConfig | None = Field(
+        default=None, description="encrypt tcp links and let in only authorized keys (ZeroMQ CURVE)"
+    )
+    insecure: bool = Field(
+        default=False, description="allow tcp links on a non-loopback host without CURVE (not recommended)"
+    )
+
+    @model_validator(mode="after")
+    def _exposed_needs_curve(self) -> LinksConfig:
+        if not _is_loopback(self.host) and self.curve is None and not self.insecure:
+            raise _PathError(
+                ("host",),
+                f"{self.host} is reachable from other hosts: set links.curve (keys from `vigil keys gen`), "
+                "or links.insecure: true to accept anyone on the network",
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
+        return False
 
 
 class PipelineConfig(_Model):
@@ -450,3 +486,18 @@ def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineC
             message = pe.message if isinstance(pe, _PathError) else _friendly(err)
             raise ConfigError(f"--source {redact_uri(str(uri))!r}: {message}") from None
     return config.model_copy(update={"sources": sources})
+
+
+def source_from_dict(data: Any) -> SourceConfig:
+    """One source from plain data (an API call, `Pipeline.add_source`), with the checks and the
+    one-line messages of a pipeline file's source; several problems are joined by '; '."""
+    if not isinstance(data, dict):
+        raise ConfigError("a source is a mapping: {id, uri, every?, resize?, realtime?, loop?, ...}")
+    try:
+        return SourceConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{format_path(_with_alias(tuple(err['loc']))) or 'source'}: {_friendly(err)}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None

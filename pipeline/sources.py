@@ -98,7 +98,7 @@ class FileReader(Reader):
     def __init__(self, cfg: SourceConfig) -> None:
         path = Path(str(cfg.uri))
         if not path.is_file():
-            raise SourceError(f"source {cfg.id!r}: no such file: {path}")
+            raise SourceError(f"source {cfg.id!r}: no such file: {_redact(str(path))}")
         self.cfg, self.path = cfg, path
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
@@ -109,7 +109,7 @@ class FileReader(Reader):
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = self.cap.read()
         if not ok or first is None:
-            raise SourceError(f"source {cfg.id!r}: {path} has no decodable frames")
+            raise SourceError(f"source {cfg.id!r}: {_redact(str(path))} has no decodable frames")
         self._pending: np.ndarray | None = first
         self.fps = fps if 0 < fps < 1000 else 25.0
         self.index = 0
@@ -180,7 +180,9 @@ class ImageReader(Reader):
             if first is not None:
                 break
         if first is None:
-            raise SourceError(f"source {cfg.id!r}: none of the {len(files)} images at {uri} could be read")
+            raise SourceError(
+                f"source {cfg.id!r}: none of the {len(files)} images at {_redact(str(uri))} could be read"
+            )
         h, w = first.shape[:2]
         self.fps = 25.0
         self.info = SourceInfo(cfg.id, uri, "images", self.fps, w, h, len(files), live=cfg.realtime)

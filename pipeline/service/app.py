@@ -18,7 +18,7 @@ from starlette.requests import Request
 from starlette.responses import HTMLResponse, JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from pipeline.config import SourceConfig, config_from_dict
+from pipeline.config import SourceConfig, source_from_dict
 from pipeline.errors import ConfigError, SourceError, VigilError
 from pipeline.runner import Runner
 from pipeline.service.auth import TokenAuth
@@ -102,7 +102,7 @@ class _Api:
             body = await request.json()
         except ValueError:
             return _error(422, "the body must be JSON: {id, uri, every?, resize?, realtime?, loop?}")
-        cfg = _source_config(body, self.runner)
+        cfg = _source_config(body)
         if isinstance(cfg, str):
             return _error(422, cfg)
         try:
@@ -176,22 +176,16 @@ async def _mjpeg(service: Service, sid: str, period: float) -> Any:
         await anyio.sleep(period)
 
 
-def _source_config(body: Any, runner: Runner) -> SourceConfig | str:
-    """A validated source, or its problems in the pipeline file's one-line messages (the body is
-    checked as the only source of the running pipeline, so both say the same)."""
-    if not isinstance(body, dict):
-        return "the body must be a JSON object: {id, uri, every?, resize?, realtime?, loop?}"
-    if "id" not in body:
+def _source_config(body: Any) -> SourceConfig | str:
+    """A validated source, or its problems in the pipeline file's one-line messages."""
+    if (
+        isinstance(body, dict) and "id" not in body
+    ):  # a file's lone source may default to cam0; an API call may not
         return "id: is required"
-    first = runner.config.stages[0]
-    stage = {"id": first.id, "kind": first.kind, "with": first.with_}
     try:
-        config = config_from_dict({"version": 1, "sources": [body], "stages": [stage]}, name="source")
+        return source_from_dict(body)
     except ConfigError as exc:
-        problems = [line.strip() for line in str(exc).splitlines()[1:]]
-        mine = [p.removeprefix("sources[0].") for p in problems if p.startswith("sources[0]")]
-        return "; ".join(mine or problems) or str(exc)
-    return config.sources[0]
+        return str(exc)
 
 
 def _error(status: int, message: str) -> JSONResponse:
