@@ -403,12 +403,17 @@ class Runner:
         return build_summary(facts, outcomes, graph.nodes)
 
 
+DELIVERY_OUTCOMES = ("queued", "sent", "dropped", "failed")  # an event sink's report["delivery"]
+
+
 def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
     m = node.metrics
     models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
+    delivery = node.report.get("delivery", {})
+    outcomes = tuple((k, int(delivery[k])) for k in DELIVERY_OUTCOMES if isinstance(delivery.get(k), int))
     return StageStatus(
         node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
-        link.dropped, link.depth, models, link.invalid,
+        link.dropped, link.depth, models, link.invalid, outcomes,
     )  # fmt: skip
 
 

@@ -84,6 +84,8 @@ class StageStatus:
     queue_depth: int
     models: tuple[str, ...] = ()
     invalid: int = 0  # messages its input link refused (malformed, forged, not from this run)
+    # event sinks (sink.mqtt, sink.webhook): messages by outcome, from the report's "delivery"
+    delivery: tuple[tuple[str, int], ...] = ()
 
 
 @dataclass(frozen=True)

@@ -33,3 +33,11 @@ def per_source_path(context: StageContext | Path, path: str, source: str, severa
         return under(folder, path.replace("{source}", name))
     p = under(folder, path)
     return p.with_name(f"{p.stem}_{name}{p.suffix}") if several else p
+
+
+def relative_to_output(context: StageContext, path: Path) -> str:
+    """How an event names a file it points to: relative to the run's output folder when inside it."""
+    try:
+        return path.resolve().relative_to(Path(context.output_dir).resolve()).as_posix()
+    except ValueError:
+        return str(path)

@@ -37,7 +37,9 @@ def test_library_packages_hold_no_benchmark_code():
         assert importlib.util.find_spec(gone) is None, gone
 
 
-@pytest.mark.parametrize("name", ["transport", "pipeline", "models", "trackers", "classify", "serve", "soak"])
+@pytest.mark.parametrize(
+    "name", ["transport", "pipeline", "models", "trackers", "classify", "serve", "soak", "events"]
+)
 def test_every_benchmark_module_has_run(name):
     import importlib
 

@@ -81,6 +81,40 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """Events/s through sink.mqtt, and the cost of the event sinks on pipeline fps."""
+    from benchmarks import events
+    from benchmarks.table import format_table
+
+    config = load_pipeline(args) if args.config else None
+    rows = events.run(config, args.events, args.rounds, args.port, args.max_frames)
+    print(format_table([r for r in rows if "events_per_s" in r]))
+    if config is not None:
+        print()
+        print(format_table([r for r in rows if "fps" in r]))
+    write_json(args, rows)
+    return 0
+
+
+def _add_events(bsub: Any) -> argparse.ArgumentParser:
+    ev = bsub.add_parser(
+        "events", help="events/s through sink.mqtt; pipeline fps with event sinks vs without"
+    )
+    ev.add_argument("config", nargs="?", help="pipeline YAML to measure fps on (default: throughput only)")
+    ev.add_argument("--source", action="append", metavar="PATH|URL|INDEX", help="replace the config's source")
+    ev.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+    ev.add_argument(
+        "--events", type=int, default=20000, help="events sent per throughput row (default 20000)"
+    )
+    ev.add_argument(
+        "--rounds", type=int, default=2, help="interleaved pipeline rounds, best kept (default 3)"
+    )
+    ev.add_argument("--port", type=int, help="a running broker on 127.0.0.1 (default: start mosquitto)")
+    ev.add_argument("--max-frames", type=int, default=None, help="limit the input")
+    ev.set_defaults(func=cmd_events)
+    return ev
+
+
 def _add_models(bsub: Any) -> argparse.ArgumentParser:
     mo = bsub.add_parser("models", help="load time, latency p50 and throughput per model x backend x device")
     mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
@@ -162,5 +196,5 @@ def add_commands(sub: Any) -> None:
     tk.set_defaults(func=cmd_trackers)
     sv = bsub.add_parser("serve", help="vigil serve: per-stream fps, p99 latency, RSS; cost of live viewers")
     _serve_options(sv)
-    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_soak(bsub)):
+    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_soak(bsub), _add_events(bsub)):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -22,6 +22,7 @@ from pipeline.config import SourceConfig, source_from_dict
 from pipeline.errors import ConfigError, SourceError, VigilError
 from pipeline.runner import Runner
 from pipeline.service.auth import TokenAuth
+from pipeline.service.files import file_endpoint
 from pipeline.service.metrics import build_registry
 from pipeline.service.state import EventBuffer, FrameStore, ResultTap
 from pipeline.status import SourceStatus
@@ -64,6 +65,9 @@ def create_app(service: Service, token: str | None = None) -> Starlette:
         Route("/api/streams/{id}/live", api.live),
         Route("/api/events", api.list_events),
         Route("/metrics", api.metrics),
+        Route(
+            "/files/{path:path}", file_endpoint(lambda: service.runner.output_dir)
+        ),  # event snapshots, clips
     ]
     app = Starlette(routes=routes)
     if token is not None:

@@ -52,6 +52,7 @@ class RunCollector(Collector):
         yield from stage_metrics.values()
         yield depth
         yield up
+        yield _delivery(st)
         state = GaugeMetricFamily(
             "vigil_source_state", "1 for the state the source is in", labels=["source", "state"]
         )
@@ -70,6 +71,17 @@ class RunCollector(Collector):
             fps.add_metric([src.id], src.fps)
         yield from (state, frames, drops, reconnects, fps)
         yield GaugeMetricFamily("vigil_up", "1 while the pipeline runs", value=1.0 if st.running else 0.0)
+
+
+def _delivery(st: RunStatus) -> CounterMetricFamily:
+    """Event sinks' messages by outcome: queued, sent, dropped (outbox full), failed."""
+    family = CounterMetricFamily(
+        "vigil_event_messages", "event sink messages by outcome", labels=["stage", "outcome"]
+    )
+    for s in st.stages:
+        for outcome, n in s.delivery:
+            family.add_metric([s.id, outcome], n)
+    return family
 
 
 class LatencyObserver:
