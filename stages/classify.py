@@ -39,12 +39,10 @@ EMOTION_SYNONYMS = {
     "calm": "neutral",
 }
 INTEL_AGE_GENDER = "age-gender-recognition-retail-0013"
+FACEAPI_AGE_GENDER = "faceapi-age-gender"
+ENSEMBLE = "intel+faceapi"  # gender: mean of both nets' probabilities; age: face-api.js's
 SSRNET_PAIR = ("ssrnet-age-imdb", "ssrnet-gender-imdb")
-# Crops that differ from the catalog's `crop_margin` (not square), measured on the labelled
-# shared media (tests/test_classify.py). At the catalog's 10 % margin the Intel age/gender net
-# reads the smiling man as female on every frame; squared (as the Open Model Zoo demos do) with
-# 30 % on each side it gets the labelled stills and clips right with YuNet and Haar boxes alike.
-CROP_OVERRIDES: dict[str, tuple[float, bool]] = {INTEL_AGE_GENDER: (0.3, True)}
+AGE_RANGE = (0.0, 100.0)  # years; regressions can leave it on odd crops
 
 
 def canonical_emotions(labels: Sequence[str]) -> tuple[str, ...]:
@@ -73,6 +71,13 @@ def ssrnet_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, 
     return np.asarray(age, np.float64).reshape(-1), np.stack([1.0 - male, male], axis=1)
 
 
+def faceapi_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """face-api.js AgeGenderNet outputs (age in years, unbounded; softmax [male, female]) ->
+    (age clipped to `AGE_RANGE` (N,), [P(female), P(male)] (N, 2))."""
+    probs = np.asarray(gender, np.float64).reshape(-1, 2)
+    return np.clip(np.asarray(age, np.float64).reshape(-1), *AGE_RANGE), probs[:, ::-1]
+
+
 def load_classifier(
     model: str, backend: str, device: str, threads: int | None, precision: str | None = None
 ) -> Classifier:
@@ -82,8 +87,9 @@ def load_classifier(
 
 
 def default_crop(model: Classifier) -> tuple[float, bool]:
-    """(margin, square) for a catalog model: `CROP_OVERRIDES`, else its catalog margin, not square."""
-    return CROP_OVERRIDES.get(model.loaded.resolved.name, (model.crop_margin, False))
+    """(margin, square) for a catalog model: its catalog `crop_margin` and `crop_square`, chosen
+    per model by `vigil eval attributes` on the labelled faces (README, "Face attributes")."""
+    return model.crop_margin, model.spec.crop_square
 
 
 Backend = Literal["auto", "openvino", "tensorflow", "opencv"]
@@ -113,6 +119,11 @@ class ClassifyOptions(Options):
     )
     square: bool | None = Field(
         None, description="make the box square (its longer side) before the margin (default: the model's own)"
+    )
+    align: bool | None = Field(
+        None,
+        description="turn each crop so the eyes are level, from the detector's landmarks (YuNet); "
+        "boxes without landmarks are cropped as they are (default: the model's own)",
     )
     smoothing: bool = Field(
         True, description="smooth per (source, track_id) when a tracker ran before this stage"
@@ -156,7 +167,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         super().__init__(options, context)
         self.smoother: TrackSmoother | None = None
         self.models: list[Any] = []
-        self.margin, self.square = 0.0, False
+        self.margin, self.square, self.align = 0.0, False, False
 
     # -- hooks of a concrete stage
     def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
@@ -189,18 +200,21 @@ class CropClassifierStage(Stage[ClassifyT]):
         o = self.options
         self.margin = margin if o.margin is None else o.margin
         self.square = square if o.square is None else o.square
+        spec = getattr(models[0], "spec", None)
+        self.align = bool(getattr(spec, "crop_align", False)) if o.align is None else o.align
         self.smoother = TrackSmoother(o.window, o.switch_margin, o.forget_after) if o.smoothing else None
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
             i = m.info
             self.log.info(
-                "%s on %s/%s (%s); crops: margin %.2f%s",
+                "%s on %s/%s (%s); crops: margin %.2f%s%s",
                 i.model,
                 i.backend,
                 i.device,
                 i.precision,
                 self.margin,
                 ", square" if self.square else "",
+                ", eyes levelled" if self.align else "",
             )
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
@@ -208,7 +222,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         batch = CropBatch()
         for i, frame in enumerate(frames):
             rows = select_rows(frame.detections, self.select_labels, self.options.min_face)
-            batch.add(i, frame.image, frame.detections, rows, self.margin, self.square)
+            batch.add(i, frame.image, frame.detections, rows, self.margin, self.square, self.align)
         return batch
 
     def process(self, frame: Frame) -> Frame | None:
@@ -321,9 +335,11 @@ class AgeGenderOptions(FaceClassifyOptions):
 
     model: str = Field(
         "auto",
-        description="age-gender-recognition-retail-0013 (Intel, OpenVINO), or ssrnet "
-        "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only); "
-        "auto: the Intel model, or ssrnet when backend is tensorflow",
+        description="age-gender-recognition-retail-0013 (Intel, OpenVINO), faceapi-age-gender "
+        "(face-api.js AgeGenderNet TFLite, MIT weights; training data: research use only), or ssrnet "
+        "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only), "
+        "or intel+faceapi (both on the same crop: their gender probabilities averaged, face-api.js's age; "
+        "carries face-api.js's training-data terms); auto: the Intel model, or ssrnet when backend is tensorflow",
     )
 
     @field_validator("model")
@@ -332,8 +348,10 @@ class AgeGenderOptions(FaceClassifyOptions):
         name = value.strip().lower()
         if name in ("ssrnet", "ssrnet-imdb", *SSRNET_PAIR):
             return "ssrnet"
-        if name not in ("auto", INTEL_AGE_GENDER):
-            raise ValueError(f"use auto, {INTEL_AGE_GENDER} or ssrnet")
+        if name in ("faceapi", FACEAPI_AGE_GENDER):
+            return FACEAPI_AGE_GENDER
+        if name not in ("auto", INTEL_AGE_GENDER, ENSEMBLE):
+            raise ValueError(f"use auto, {INTEL_AGE_GENDER}, {FACEAPI_AGE_GENDER}, ssrnet or {ENSEMBLE}")
         return name
 
 
@@ -349,18 +367,30 @@ class AgeGenderClassifier(FaceClassifierStage[AgeGenderOptions]):
         name = o.model
         if name == "auto":
             name = "ssrnet" if o.backend == "tensorflow" else INTEL_AGE_GENDER
-        names = (INTEL_AGE_GENDER,) if name == INTEL_AGE_GENDER else SSRNET_PAIR
+        self.family = name
+        names = {"ssrnet": SSRNET_PAIR, ENSEMBLE: (INTEL_AGE_GENDER, FACEAPI_AGE_GENDER)}.get(name, (name,))
         models = [load_classifier(n, o.backend, o.device, self.context.threads, o.precision) for n in names]
-        self.pair = len(models) == 2
         return models, default_crop(models[0])
 
     def infer(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        if self.pair:
+        if self.family == "ssrnet":
             age = next(iter(self.models[0].classify_outputs(crops).values()))
             gender = next(iter(self.models[1].classify_outputs(crops).values()))
             return ssrnet_age_gender(age, gender)
+        if self.family == FACEAPI_AGE_GENDER:
+            return self._faceapi(self.models[0], crops)
         out = self.models[0].classify_outputs(crops)
-        return intel_age_gender(out["age_conv3"], out["prob"])
+        intel = intel_age_gender(out["age_conv3"], out["prob"])
+        if self.family == ENSEMBLE:
+            age, probs = self._faceapi(self.models[1], crops)
+            return age, (intel[1] + probs) / 2
+        return intel
+
+    @staticmethod
+    def _faceapi(model: Classifier, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+        out = model.classify_outputs(crops)
+        age_out, gender_out = model.output_names
+        return faceapi_age_gender(out[age_out], out[gender_out])
 
     def attributes(
         self, raw: tuple[np.ndarray, np.ndarray], k: int, key: Key | None, now: int
