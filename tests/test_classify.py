@@ -25,12 +25,11 @@ from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
 from stages.attribute_smoothing import TrackSmoother, hysteresis_label, robust_value, window_mean
-from stages.classify import (
+from stages.classify import canonical_emotions, probs_dict
+from stages.classify_age_gender import (
     INTEL_AGE_GENDER,
-    canonical_emotions,
     faceapi_age_gender,
     intel_age_gender,
-    probs_dict,
     ssrnet_age_gender,
 )
 from stages.classify_keras import class_probabilities, normalise_crops
