@@ -140,6 +140,13 @@ def test_the_cli_scores_a_fairface_subset(tmp_path, capsys):
     assert "gender accuracy" in capsys.readouterr().out
 
 
+def test_a_missing_labels_file_is_a_one_line_usage_error(tmp_path, capsys):
+    args = ["eval", "attributes", "--images", str(tmp_path), "--labels", str(tmp_path / "nope.csv")]
+    assert main([*args, "--config", str(DEFAULT_CONFIG)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: eval attributes:") and "nope.csv" in err and "Traceback" not in err
+
+
 @pytest.mark.model
 def test_fer_faces_are_found_after_upscaling(tmp_path):
     images, labels = _subset(tmp_path, "emotions_fer2013", 14)

@@ -37,11 +37,15 @@ def cmd_track(args: argparse.Namespace) -> int:
 
 def cmd_attributes(args: argparse.Namespace) -> int:
     """Run --config on the labelled --images and score the attributes against --labels."""
+    from pipeline.errors import ConfigError
     from pipeline.evaluation.attribute_run import run_attributes
 
-    report = run_attributes(
-        args.config, args.images, args.labels, args.set or (), face=args.face, upscale=args.upscale
-    )
+    try:
+        report = run_attributes(
+            args.config, args.images, args.labels, args.set or (), face=args.face, upscale=args.upscale
+        )
+    except (OSError, ValueError) as exc:  # a missing or malformed labels file: a usage error (exit 2)
+        raise ConfigError(f"eval attributes: {exc}") from exc
     print(report.format())
     write_json(args, report.to_dict())
     return 0
