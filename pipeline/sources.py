@@ -48,6 +48,7 @@ class Captured:
     image: np.ndarray | None  # None when the frame was skipped without decoding
     pts: float
     index: int
+    file: str | None = None  # the image's file name (image folders/globs)
 
 
 class Reader:
@@ -199,7 +200,7 @@ class ImageReader(Reader):
             if decode and image is None:
                 log.warning("source %s: skipped unreadable image %s", self.cfg.id, path)
                 continue
-            return Captured(image, i / self.fps, i)
+            return Captured(image, i / self.fps, i, path.name)
         if self.cfg.loop:
             self.pos = 0
             return self.read(decode, stop)
@@ -385,7 +386,10 @@ def capture_loop(
                 if ahead > 0 and sleep(ahead):
                     break
             image.setflags(write=False)  # immutable from here on
-            send(Frame(cfg.id, seq, captured.pts, time.time(), image, index=captured.index))
+            frame = Frame(
+                cfg.id, seq, captured.pts, time.time(), image, index=captured.index, file=captured.file
+            )
+            send(frame)
             seq += 1
             if cfg.max_frames is not None and seq >= cfg.max_frames:
                 break

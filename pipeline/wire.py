@@ -118,6 +118,7 @@ def _frame_head(frame: Frame, buffers: list[Any]) -> dict[str, Any]:
         "ev": [e.to_record() for e in frame.events],
         "img": images,
         "det": _detections_head(frame.detections, buffers),
+        "file": frame.file,
     }
 
 
@@ -245,6 +246,7 @@ def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
         annotated=annotated,
         timings=head["tm"],
         errors=tuple(head["err"]),
+        file=head.get("file"),
     )
 
 
