@@ -137,7 +137,10 @@ class InputSpec(_Strict):
     std: float = 1.0
     resize: Literal["stretch", "letterbox", "letterbox_center"] = "stretch"
     pad_value: int = 114
+    max_scale: float | None = None  # letterbox: enlarge small images at most this much (1: never)
     crop_margin: float | None = None  # classifiers: fraction of the box added on each side
+    crop_square: bool = False  # classifiers: make the box square (its longer side) before the margin
+    crop_align: bool = False  # classifiers: turn the crop so the eyes are level (needs landmarks)
 
 
 class OutputSpec(_Strict):

@@ -7,6 +7,7 @@ runtime is imported here.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import cv2
@@ -49,6 +50,7 @@ def letterbox(
     pad_value: int = 114,
     center: bool = False,
     interpolation: int = cv2.INTER_LINEAR,
+    max_scale: float | None = None,
 ) -> tuple[np.ndarray, Letterbox]:
     """Resize `image` into a `size = (width, height)` canvas, keeping its aspect ratio.
 
@@ -56,10 +58,11 @@ def letterbox(
     recipe); the rest of the canvas is `pad_value`. `center=False` pastes it at the top-left
     (YOLOX, YuNet), `center=True` in the middle (BlazeFace). Returns the canvas (same dtype and
     channels as `image`) and the `Letterbox` that maps canvas boxes back to `image` pixels.
+    `max_scale` caps `r` (1: a small image is padded at its own size, never enlarged).
     """
     out_w, out_h = size
     h, w = image.shape[:2]
-    r = min(out_w / w, out_h / h)
+    r = min(out_w / w, out_h / h, math.inf if max_scale is None else max_scale)
     new_w, new_h = max(1, int(w * r)), max(1, int(h * r))
     resized = (
         image if (new_w, new_h) == (w, h) else cv2.resize(image, (new_w, new_h), interpolation=interpolation)

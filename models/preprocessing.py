@@ -92,7 +92,11 @@ def prepare_image(
         transform = InputTransform(target[0] / w, target[1] / h, 0.0, 0.0, target, (w, h))
     else:
         pixels, box = letterbox(
-            image_bgr, target, pad_value=spec.pad_value, center=spec.resize == "letterbox_center"
+            image_bgr,
+            target,
+            pad_value=spec.pad_value,
+            center=spec.resize == "letterbox_center",
+            max_scale=spec.max_scale,
         )
         transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, target, (w, h))
     return _to_tensor(pixels, spec), transform

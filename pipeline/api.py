@@ -24,7 +24,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any
 
-from pipeline.config import PipelineConfig, SourceConfig, config_from_dict, load_config, with_sources
+from pipeline.config import PipelineConfig, config_from_dict, load_config, source_from_dict, with_sources
 from pipeline.errors import VigilError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.runner import Runner
@@ -180,7 +180,7 @@ class Pipeline:
     def add_source(self, uri: str | int, id: str | None = None, **options: Any) -> SourceInfo:
         """Add a source to the running pipeline (options as in a pipeline file's source)."""
         self.start()
-        cfg = SourceConfig(id=id or f"source{next(self._ids)}", uri=uri, **options)
+        cfg = source_from_dict({"id": id or f"source{next(self._ids)}", "uri": uri, **options})
         return self.runner.add_source(cfg)
 
     def remove_source(self, source_id: str, timeout_s: float | None = 30.0) -> str:

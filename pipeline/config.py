@@ -8,18 +8,65 @@ validated by the stage kind's own `Options` model.
 from __future__ import annotations
 
 import copy
+import ipaddress
+import os
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
 from typing import Any, Literal
+from urllib.parse import urlsplit
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import ErrorDetails
 
 from pipeline.errors import ConfigError
+from pipeline.redact import redact_uri
 from pipeline.stage import get_kind
+from pipeline.yaml_input import Path_, format_path, load_value, parse_yaml, read_text
 
-Path_ = tuple[str | int, ...]
+__all__ = [
+    "LinksConfig",
+    "PipelineConfig",
+    "ReconnectConfig",
+    "SourceConfig",
+    "StageConfig",
+    "apply_overrides",
+    "format_path",
+    "load_config",
+    "max_threads",
+    "parse_yaml",
+    "config_from_dict",
+    "with_sources",
+    "validate",
+]
+
+# Upper bounds on what becomes threads, processes, buffers or memory (a typo such as
+# `threads: 1000000` must not start thousands of threads). Threads and workers scale with the machine.
+THREADS_PER_CORE = 4
+MAX_STAGES = 64
+MAX_SOURCES = 64
+MAX_BATCH = 256
+MAX_LINK_CAPACITY = 64  # every slot may hold a full frame
+DEFAULT_MAX_PIXELS = 40_000_000  # a 8K frame is 33 Mpx
+MAX_PIXELS_LIMIT = 16384 * 16384  # ~805 MB per BGR frame
+MAX_SECONDS = 86_400.0  # timeouts and delays: a day at most, and finite
+
+
+def max_threads() -> int:
+    """Upper bound for `threads` and `workers`: 4 x the CPU cores of this machine."""
+    return THREADS_PER_CORE * (os.cpu_count() or 1)
+
+
+def _check_cpu_bound(value: int | None) -> int | None:
+    if value is not None and value > max_threads():
+        raise ValueError(
+            f"must be <= {max_threads()} ({THREADS_PER_CORE} x the {os.cpu_count() or 1} CPU cores here)"
+        )
+    return value
+
+
+def _seconds(default: float, description: str) -> Any:
+    return Field(default, gt=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
 
 
 class _Model(BaseModel):
@@ -29,10 +76,10 @@ class _Model(BaseModel):
 class ReconnectConfig(_Model):
     """How a camera or stream that drops is reopened (delays grow by doubling)."""
 
-    initial_delay_s: float = Field(0.5, gt=0, description="first wait before reopening, seconds")
-    max_delay_s: float = Field(30.0, gt=0, description="longest wait between attempts, seconds")
+    initial_delay_s: float = _seconds(0.5, "first wait before reopening, seconds (at most a day)")
+    max_delay_s: float = _seconds(30.0, "longest wait between attempts, seconds (at most a day)")
     max_attempts: int | None = Field(
-        None, ge=0, description="give up after this many failed reopens (none: never)"
+        default=None, ge=0, description="give up after this many failed reopens (none: never)"
     )
 
 
@@ -46,15 +93,22 @@ class SourceConfig(_Model):
     realtime: bool = Field(False, description="pace a file at its own fps, like a camera (drops when behind)")
     every: int = Field(1, ge=1, description="keep one frame in N")
     resize: tuple[int, int] | None = Field(
-        None, description="[width, height] to resize frames to after capture"
+        None, description="[width, height] to resize frames to after capture (at most max_pixels)"
+    )
+    max_pixels: int = Field(
+        DEFAULT_MAX_PIXELS,
+        ge=1,
+        le=MAX_PIXELS_LIMIT,
+        description="largest frame accepted, width x height; bigger images and frames are skipped "
+        f"with a warning, image files before decoding (default 40 Mpx, at most {MAX_PIXELS_LIMIT})",
     )
     max_frames: int | None = Field(None, ge=1, description="stop after this many emitted frames")
     loop: bool = Field(False, description="restart a file at its end (demos, soak tests)")
-    open_timeout_s: float = Field(10.0, gt=0, description="how long opening a stream may take, seconds")
-    read_timeout_s: float = Field(
-        10.0, gt=0, description="a stream silent this long counts as dropped, seconds"
+    open_timeout_s: float = _seconds(10.0, "how long opening a stream may take, seconds (at most a day)")
+    read_timeout_s: float = _seconds(
+        10.0, "a stream silent this long counts as dropped, seconds (at most a day)"
     )
-    reconnect: ReconnectConfig = Field(default_factory=ReconnectConfig)
+    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig())
 
     @field_validator("resize")
     @classmethod
@@ -62,6 +116,31 @@ class SourceConfig(_Model):
         if v is not None and (v[0] <= 0 or v[1] <= 0):
             raise ValueError("must be [width, height] with both > 0")
         return v
+
+    @model_validator(mode="after")
+    def _frame_size_bounded(self) -> SourceConfig:
+        if self.resize is not None and self.resize[0] * self.resize[1] > self.max_pixels:
+            w, h = self.resize
+            raise _PathError(
+                ("resize",), f"{w}x{h} is {w * h} pixels, more than max_pixels ({self.max_pixels})"
+            )
+        size = _synthetic_size(self.uri)
+        if size is not None and size[0] * size[1] > self.max_pixels:
+            raise _PathError(
+                ("uri",), f"synthetic {size[0]}x{size[1]} is more than max_pixels ({self.max_pixels})"
+            )
+        return self
+
+
+def _synthetic_size(uri: str | int) -> tuple[int, int] | None:
+    """(w, h) of a `synthetic://WxH` uri; None for other uris or a size the reader will reject."""
+    if not isinstance(uri, str) or not uri.lower().startswith("synthetic://"):
+        return None
+    try:
+        w, h = (int(x) for x in urlsplit(uri).netloc.lower().split("x"))
+    except ValueError:
+        return None
+    return w, h
 
 
 class StageConfig(_Model):
@@ -76,15 +155,24 @@ class StageConfig(_Model):
     placement: Literal["thread", "process"] = Field(
         "thread", description="run in a thread or its own process"
     )
-    workers: int = Field(1, ge=1, le=64, description="replicas; results are merged back into sequence order")
+    workers: int = Field(
+        1,
+        ge=1,
+        description="replicas; results are merged back into sequence order (at most 4 x the CPU cores)",
+    )
     on_error: Literal["skip", "stop"] = Field(
         "skip", description="on an exception: pass the frame on, or stop the run"
     )
     threads: int | None = Field(
-        None, ge=1, description="CPU threads this stage may use (default: a fair share)"
+        None,
+        ge=1,
+        description="CPU threads this stage may use (default: a fair share; at most 4 x the CPU cores)",
     )
     batch: int = Field(
-        1, ge=1, le=256, description="frames handed to process_batch at once when they are waiting"
+        1,
+        ge=1,
+        le=MAX_BATCH,
+        description=f"frames handed to process_batch at once when they are waiting (at most {MAX_BATCH})",
     )
     options: Any = Field(None, exclude=True)  # the validated Options of the kind, filled in by load
 
@@ -93,23 +181,70 @@ class StageConfig(_Model):
     def _none_is_empty(cls, v: Any) -> Any:
         return {} if v is None else v
 
+    @field_validator("workers", "threads")
+    @classmethod
+    def _cpu_bound(cls, v: int | None) -> int | None:
+        return _check_cpu_bound(v)
+
+
+class CurveConfig(_Model):
+    """ZeroMQ CURVE keys for tcp links (make them with `vigil keys gen DIR NAME`)."""
+
+    secret_key: str = Field(description="this run's NAME.key_secret file")
+    authorized: str | None = Field(
+        default=None,
+        description="a folder of public *.key files (or one file) allowed to connect; the run's own key always is",
+    )
+
 
 class LinksConfig(_Model):
     """Defaults for the links between stages."""
 
     policy: Literal["auto", "lossless", "latest"] = Field(
-        "auto",
+        default="auto",
         description="lossless: every frame, backpressure; latest: newest frame only, drops counted; "
         "auto: lossless for files and folders, latest for cameras and streams",
     )
-    capacity: int = Field(4, ge=1, le=1024, description="frames a link holds before backpressure or drops")
+    capacity: int = Field(
+        default=4,
+        ge=1,
+        le=MAX_LINK_CAPACITY,
+        description=f"frames a link holds before backpressure or drops (at most {MAX_LINK_CAPACITY})",
+    )
     transport: Literal["auto", "inproc", "ipc", "tcp"] = Field(
-        "auto", description="auto: inproc between threads, ipc to processes; tcp forces loopback TCP"
+        default="auto", description="auto: inproc between threads, ipc to processes; tcp forces loopback TCP"
     )
-    host: str = Field("127.0.0.1", description="address tcp links bind to (never all interfaces unless told)")
-    stall_timeout_s: float = Field(
-        120.0, gt=0, description="abort when no frame moves anywhere for this long"
+    host: str = Field(
+        default="127.0.0.1", description="address tcp links bind to (never all interfaces unless told)"
     )
+    stall_timeout_s: float = _seconds(
+        120.0, "abort when no frame moves anywhere for this long, seconds (at most a day)"
+    )
+    curve: CurveConfig | None = Field(
+        default=None, description="encrypt tcp links and let in only authorized keys (ZeroMQ CURVE)"
+    )
+    insecure: bool = Field(
+        default=False, description="allow tcp links on a non-loopback host without CURVE (not recommended)"
+    )
+
+    @model_validator(mode="after")
+    def _exposed_needs_curve(self) -> LinksConfig:
+        if not _is_loopback(self.host) and self.curve is None and not self.insecure:
+            raise _PathError(
+                ("host",),
+                f"{self.host} is reachable from other hosts: set links.curve (keys from `vigil keys gen`), "
+                "or links.insecure: true to accept anyone on the network",
+            )
+        return self
+
+
+def _is_loopback(host: str) -> bool:
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:  # a host name other than localhost: it may resolve anywhere
+        return False
 
 
 class PipelineConfig(_Model):
@@ -118,10 +253,23 @@ class PipelineConfig(_Model):
     version: Literal[1] = 1
     name: str | None = None
     description: str | None = None
-    sources: list[SourceConfig] = Field(default_factory=list)
-    stages: list[StageConfig] = Field(min_length=1)
-    links: LinksConfig = Field(default_factory=LinksConfig)
-    threads: int | None = Field(None, ge=1, description="CPU threads for the whole run (default: all cores)")
+    sources: list[SourceConfig] = Field(
+        default_factory=list, max_length=MAX_SOURCES, description=f"inputs (at most {MAX_SOURCES})"
+    )
+    stages: list[StageConfig] = Field(
+        min_length=1, max_length=MAX_STAGES, description=f"at most {MAX_STAGES}"
+    )
+    links: LinksConfig = Field(default_factory=lambda: LinksConfig())
+    threads: int | None = Field(
+        None,
+        ge=1,
+        description="CPU threads for the whole run (default: all cores; at most 4 x the CPU cores)",
+    )
+
+    @field_validator("threads")
+    @classmethod
+    def _cpu_bound(cls, v: int | None) -> int | None:
+        return _check_cpu_bound(v)
 
     @model_validator(mode="after")
     def _check_graph(self) -> PipelineConfig:
@@ -159,30 +307,7 @@ class _PathError(ValueError):
         self.message = message
 
 
-# ---------------------------------------------------------------------------------------- YAML
-
-
-def _line_map(node: yaml.Node, path: Path_ = (), lines: dict[Path_, int] | None = None) -> dict[Path_, int]:
-    """YAML path -> 1-based line of its value."""
-    lines = {} if lines is None else lines
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
-        for key, value in node.value:
-            _line_map(value, (*path, key.value), lines)
-    elif isinstance(node, yaml.SequenceNode):
-        for i, value in enumerate(node.value):
-            _line_map(value, (*path, i), lines)
-    return lines
-
-
-def format_path(path: Sequence[str | int]) -> str:
-    out = ""
-    for part in path:
-        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out
-
-
-def _friendly(err: dict[str, Any]) -> str:
+def _friendly(err: ErrorDetails) -> str:
     kind, ctx = err["type"], err.get("ctx", {})
     simple = {
         "greater_than": "must be > {gt}",
@@ -194,6 +319,7 @@ def _friendly(err: dict[str, Any]) -> str:
         "literal_error": "must be one of {expected}",
         "string_pattern_mismatch": "must match {pattern}",
         "too_short": "needs at least {min_length} item(s)",
+        "too_long": "has too many items (at most {max_length})",
     }
     if kind in simple:
         try:
@@ -208,6 +334,7 @@ def _friendly(err: dict[str, Any]) -> str:
 def _describe(
     path: Path_, message: str, lines: dict[Path_, int], origin: str, overridden: Collection[Path_] = ()
 ) -> str:
+    message = " ".join(message.split())  # one problem, one line, whatever a validator wrote
     if any(tuple(path[: len(o)]) == o for o in overridden):
         return f"{format_path(path)}: {message} (from --set)"
     probe = tuple(path)
@@ -228,8 +355,8 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> set[Path_]
         key, value_text = item.split("=", 1)
         parts = key.strip().split(".")
         try:
-            value = yaml.safe_load(value_text)
-        except yaml.YAMLError as exc:
+            value = load_value(value_text)
+        except ValueError as exc:
             raise ConfigError(f"--set {item!r}: value is not valid YAML ({exc})") from None
         node: Any = raw
         resolved: list[str | int] = []
@@ -266,41 +393,6 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> set[Path_]
     return changed
 
 
-class _StrictLoader(yaml.SafeLoader):
-    """A SafeLoader that refuses a key given twice in one mapping (PyYAML keeps the last one)."""
-
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
-        seen: set[Any] = set()
-        for key_node, _ in node.value:
-            key = self.construct_object(key_node, deep=deep)
-            if key in seen:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r}", key_node.start_mark
-                )
-            seen.add(key)
-        return super().construct_mapping(node, deep=deep)
-
-
-def parse_yaml(text: str, name: str = "<config>") -> tuple[dict[str, Any], dict[Path_, int]]:
-    try:
-        loader = _StrictLoader(text)
-        try:
-            node = loader.get_single_node()
-            raw = loader.construct_document(node) if node is not None else None
-        finally:
-            loader.dispose()
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" (line {mark.line + 1}, column {mark.column + 1})" if mark else ""
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise ConfigError(f"{name}: not valid YAML: {problem}{where}") from None
-    if raw is None:
-        raise ConfigError(f"{name}: the file is empty")
-    if not isinstance(raw, dict):
-        raise ConfigError(f"{name}: the top level must be a mapping with version, sources, stages")
-    return raw, _line_map(node)
-
-
 def validate(
     raw: dict[str, Any],
     lines: dict[Path_, int],
@@ -321,7 +413,7 @@ def validate(
             path = tuple(err["loc"])
             if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), _PathError):
                 pe = err["ctx"]["error"]
-                problems.append(describe(pe.path, pe.message))
+                problems.append(describe(path + pe.path, pe.message))
             else:
                 problems.append(describe(_with_alias(path), _friendly(err)))
         raise ConfigError(f"{name}: invalid pipeline\n  " + "\n  ".join(problems)) from None
@@ -361,7 +453,7 @@ def load_config(path: str | Path, overrides: Sequence[str] = ()) -> PipelineConf
     p = Path(path)
     if not p.is_file():
         raise ConfigError(f"{p}: no such pipeline file")
-    raw, lines = parse_yaml(p.read_text(encoding="utf-8"), str(p))
+    raw, lines = parse_yaml(read_text(p), str(p))
     overridden = apply_overrides(raw, overrides) if overrides else set()
     return validate(raw, lines, str(p), overridden=overridden)
 
@@ -375,13 +467,37 @@ def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineC
     """The pipeline with its sources replaced by `uris` (what `--source` does).
 
     One uri keeps the first source's id and options; several become cam0, cam1, ... with the
-    first source's options.
+    first source's options. Bounded like a file (at most MAX_SOURCES, max_pixels): a bad uri is a
+    ConfigError naming it (credentials masked).
     """
+    if len(uris) > MAX_SOURCES:
+        raise ConfigError(f"--source given {len(uris)} times; at most {MAX_SOURCES} sources")
     first = config.sources[0] if config.sources else None
     keep = first.model_dump(exclude={"uri", "id"}) if first else {}
     items = [u.strip() if isinstance(u, str) else u for u in uris]
-    sources = [
-        SourceConfig(id=(first.id if first and len(items) == 1 else f"cam{i}"), uri=uri, **keep)
-        for i, uri in enumerate(items)
-    ]
+    sources = []
+    for i, uri in enumerate(items):
+        source_id = first.id if first and len(items) == 1 else f"cam{i}"
+        try:
+            sources.append(SourceConfig(id=source_id, uri=uri, **keep))
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            pe = err.get("ctx", {}).get("error")
+            message = pe.message if isinstance(pe, _PathError) else _friendly(err)
+            raise ConfigError(f"--source {redact_uri(str(uri))!r}: {message}") from None
     return config.model_copy(update={"sources": sources})
+
+
+def source_from_dict(data: Any) -> SourceConfig:
+    """One source from plain data (an API call, `Pipeline.add_source`), with the checks and the
+    one-line messages of a pipeline file's source; several problems are joined by '; '."""
+    if not isinstance(data, dict):
+        raise ConfigError("a source is a mapping: {id, uri, every?, resize?, realtime?, loop?, ...}")
+    try:
+        return SourceConfig.model_validate(data)
+    except ValidationError as exc:
+        problems = [
+            f"{format_path(_with_alias(tuple(err['loc']))) or 'source'}: {_friendly(err)}"
+            for err in exc.errors()
+        ]
+        raise ConfigError("; ".join(problems)) from None

@@ -31,3 +31,10 @@ class StageError(VigilError):
     """A stage failed and the run was told to stop (`on_error: stop`)."""
 
     exit_code = 5
+
+
+class OutputError(VigilError):
+    """An output could not be written (disk full, read-only, removed): the run stops, whatever
+    the stage's `on_error`, so it never reports files it could not write."""
+
+    exit_code = 7

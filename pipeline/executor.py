@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from pipeline.errors import VigilError
+from pipeline.errors import OutputError, StageError, VigilError
 from pipeline.frame import Frame
 from pipeline.stage import Stage
 from pipeline.wire import Control, Envelope, Message, StreamEnd, StreamStart
@@ -35,11 +35,11 @@ class StageExecutor:
         stage: Stage[Any],
         on_error: str = "skip",
         batch: int = 1,
-        on_fatal: Callable[[str], None] | None = None,
+        on_fatal: Callable[[str, int], None] | None = None,
         on_stop: Callable[[], None] | None = None,
     ) -> None:
         self.stage, self.on_error, self.batch = stage, on_error, batch
-        self.on_fatal = on_fatal or (lambda msg: None)
+        self.on_fatal = on_fatal or (lambda msg, code: None)
         self.on_stop = on_stop or (lambda: None)
         self.state = ExecutorState()
         self.busy_since: float | None = None  # monotonic time the stage entered process(), while in it
@@ -78,10 +78,18 @@ class StageExecutor:
             detail,
             exc_info=not isinstance(exc, VigilError) and log.isEnabledFor(logging.DEBUG),
         )
-        if self.on_error == "stop":
-            self.state.failed = f"stage {self.sid} failed on frame {frame.source}#{frame.seq}: {detail}"
-            self.on_fatal(self.state.failed)
+        self._maybe_stop(exc, f"stage {self.sid} failed on frame {frame.source}#{frame.seq}: {detail}")
         return [frame.replace(errors=(*frame.errors, self.sid))]
+
+    def _maybe_stop(self, exc: Exception, message: str) -> None:
+        """Stop the run when the stage says so (`on_error: stop`), or when an output could not
+        be written (whatever `on_error` says: a run must not report files it did not write)."""
+        if isinstance(exc, OutputError):
+            self.state.failed = str(exc)
+            self.on_fatal(self.state.failed, exc.exit_code)
+        elif self.on_error == "stop":
+            self.state.failed = message
+            self.on_fatal(message, StageError.exit_code)
 
     def handle_control(self, msg: Message) -> list[Message]:
         out: list[Message] = []
@@ -101,9 +109,7 @@ class StageExecutor:
                 getattr(msg, "source", "?"),
                 exc,
             )
-            if self.on_error == "stop":
-                self.state.failed = f"stage {self.sid} failed: {exc}"
-                self.on_fatal(self.state.failed)
+            self._maybe_stop(exc, f"stage {self.sid} failed: {exc}")
         return [*out, msg]
 
 

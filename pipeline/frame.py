@@ -44,6 +44,7 @@ class FrameRecord(_FrameRecordFields, total=False):
     """One line of the public JSONL (`Frame.to_record`); the optional keys appear when set."""
 
     index: int  # frame number in the source, when it differs from seq
+    file: str  # the image's file name, for frames from an image folder/glob
     events: list[dict[str, Any]]  # `Event.to_record()` of each event
     errors: list[str]
     predicted: bool  # true: no detector ran on this frame, the boxes are the tracker's predictions
@@ -286,6 +287,7 @@ class Frame:
     index: frame number in the source itself (differs from seq with `every: N`);
     pts: media time in seconds; wall: capture wall-clock time (time.time()).
     image: H x W x 3 uint8 BGR; annotated: the rendered picture, when a render stage ran.
+    file: the image's file name when the source is an image folder or glob (else None).
     motion: (M, 4) float32 xyxy boxes of moving regions in pixels of `image` (empty: a still
     scene), or None when no motion stage ran (unknown: gated detectors then always run).
     predicted: a gated detector skipped this frame, so a tracker should predict its boxes.
@@ -302,6 +304,7 @@ class Frame:
     annotated: np.ndarray | None = None
     timings: Mapping[str, float] = field(default_factory=dict)
     errors: tuple[str, ...] = ()
+    file: str | None = None  # the image's file name (image folder/glob sources)
     motion: np.ndarray | None = None
     predicted: bool = False
 
@@ -329,6 +332,8 @@ class Frame:
         }
         if self.index >= 0:
             record["index"] = self.index
+        if self.file is not None:
+            record["file"] = self.file
         if self.events:
             record["events"] = [e.to_record() for e in self.events]
         if self.errors:

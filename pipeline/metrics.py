@@ -28,6 +28,7 @@ class StageSummary(TypedDict):
     queue_depth_max: int
     queue_depth_mean: float
     drops: int
+    invalid: int  # messages its input link refused (malformed, forged, not from this run)
     errors: int
     restarts: int
 
@@ -51,6 +52,7 @@ class StageMetrics:
     queue_depth_sum: int = 0
     queue_samples: int = 0
     drops: int = 0
+    invalid: int = 0
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def frame_in(self) -> None:
@@ -94,6 +96,7 @@ class StageMetrics:
                 if self.queue_samples
                 else 0,
                 "drops": self.drops,
+                "invalid": self.invalid,
                 "errors": self.errors,
                 "restarts": self.restarts,
             }

@@ -140,7 +140,7 @@ class StageNode:
             return
         self.startup.ready.set()
         self._executor = StageExecutor(
-            stage, self.cfg.on_error, self.cfg.batch, on_fatal=self._fatal, on_stop=self.hooks.on_stop
+            stage, self.cfg.on_error, self.cfg.batch, on_fatal=self.hooks.on_fatal, on_stop=self.hooks.on_stop
         )
         try:
             stop = serve(

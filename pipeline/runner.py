@@ -14,66 +14,41 @@ error instead of hanging; a camera that is reconnecting is not a stall.
 from __future__ import annotations
 
 import logging
-import math
-import os
 import queue
 import shutil
 import signal
-import tempfile
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import cv2
-
-from pipeline.config import PipelineConfig, SourceConfig
-from pipeline.dispatch import PoolPlan
-from pipeline.errors import ConfigError, SourceError, StageError, VigilError
+from pipeline.config import MAX_SOURCES, PipelineConfig, SourceConfig
+from pipeline.curve import CurveKeys, Gatekeeper
+from pipeline.errors import ConfigError, StageError, VigilError
 from pipeline.frame import Frame, SourceInfo
+from pipeline.graph import Graph, build_graph
 from pipeline.node import RunHooks, StageNode
+from pipeline.outputs import check_inputs_kept, prepare_output_dir
 from pipeline.progress import Progress
-from pipeline.sources import Reader, capture_loop, open_source
-from pipeline.summary import RunFacts, RunResult, SourceOutcome, build_summary
-from pipeline.transport import LinkReceiver, LinkSender, LinkStats, Policy, Stopped, Transport, endpoint
+from pipeline.source_run import SourceRun
+from pipeline.sources import open_source
+from pipeline.status import RunStatus, StageStatus
+from pipeline.summary import RunFacts, RunResult, build_summary
+from pipeline.transport import (
+    LinkSender,
+    LinkStats,
+    Stopped,
+    context,
+    secure_tcp,
+)
+from pipeline.watchdog import StallWatchdog
 from pipeline.wire import Control, Message, StreamEnd
-from pipeline.workers import WorkerSpec
 
 __all__ = ["RunResult", "Runner"]
 
 log = logging.getLogger("vigil.runner")
-HEAVY_FAMILIES = ("detect", "classify", "filter")  # stages that share the CPU budget
-RUN_DIR_PREFIX = "vigil-run-"  # + pid: sockets of one run, under the temp folder
 LEAF_QUEUE = 64  # leaf messages waiting for the supervisor (backpressure beyond that)
-
-
-@dataclass
-class _Source:
-    cfg: SourceConfig
-    reader: Reader
-    stop: threading.Event = field(default_factory=threading.Event)
-    thread: threading.Thread | None = None
-    end: str | None = None  # eos | stopped | removed | error | aborted
-    error: str | None = None
-    removed: bool = False
-    leaf_ends: int = 0
-    ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
-    frames_done: int = 0
-
-
-@dataclass
-class _Graph:
-    """The built pipeline: nodes, their links, and where sources send."""
-
-    nodes: list[StageNode]
-    stats: dict[str, LinkStats]
-    first: str  # address of the first stage's link
-    policy: Policy
-    transport: Transport
-    run_dir: str | None
-    leaves: list[str]
 
 
 class Runner:
@@ -102,14 +77,15 @@ class Runner:
         self.failures: list[str] = []  # every failure; the first one decides the exit code
         self.failure_code = 0
         self.stop_requested = False
-        self._sources: dict[str, _Source] = {}
+        self._sources: dict[str, SourceRun] = {}
         self._infos: dict[str, SourceInfo] = {}  # shared with in-process stage contexts
         self._leaf_messages: queue.Queue[tuple[str, Message]] = queue.Queue(LEAF_QUEUE)
-        self._graph: _Graph | None = None
+        self._graph: Graph | None = None
         self._accepting = threading.Event()  # set while sources may be added
         self._closing = False
         self._processing_started: float | None = None
         self._signals = 0
+        self._gate: Gatekeeper | None = None  # CURVE: who may connect to the tcp links
         self._lock = threading.RLock()
 
     # ------------------------------------------------------------------------------ control
@@ -166,7 +142,7 @@ class Runner:
             except ConfigError:
                 reader.close()
                 raise
-            src = self._sources[cfg.id] = _Source(cfg, reader)
+            src = self._sources[cfg.id] = SourceRun(cfg, reader)
             self._infos[cfg.id] = reader.info
         self._start_capture(src)
         log.info("source %s added (%s)", cfg.id, reader.info.kind)
@@ -179,6 +155,9 @@ class Runner:
             old = self._sources.get(source_id)
             if old is not None and not old.ended.is_set():
                 raise ConfigError(f"source id {source_id!r} is in use")
+            running = sum(1 for s in self._sources.values() if not s.ended.is_set())
+            if running >= MAX_SOURCES:
+                raise ConfigError(f"{running} sources are running: at most {MAX_SOURCES}")
 
     def remove_source(self, source_id: str, timeout_s: float | None = 30.0) -> str:
         """End a source's stream cleanly (stages flush it, sinks close its files); other sources
@@ -193,119 +172,59 @@ class Runner:
             raise StageError(f"source {source_id!r} did not end within {timeout_s}s")
         return src.end or "removed"
 
+    def addresses(self) -> dict[str, str]:
+        """Where each stage's input link listens (empty until the run has built its graph)."""
+        graph = self._graph
+        return {} if graph is None else {n.id: n.receiver.address for n in graph.nodes}
+
     def source_ids(self) -> list[str]:
         """Sources of this run that have not ended yet."""
         with self._lock:
             return [sid for sid, s in self._sources.items() if not s.ended.is_set()]
 
+    def status(self) -> RunStatus:
+        """A snapshot of every source and stage, safe to call from any thread while it runs."""
+        now = time.monotonic()
+        with self._lock:
+            sources = tuple(s.status(now) for s in self._sources.values())
+            running = self._accepting.is_set() and not self._closing
+        graph = self._graph
+        stages: tuple[StageStatus, ...] = ()
+        if graph is not None:
+            stages = tuple(_stage_status(n, graph.stats[n.id]) for n in graph.nodes)
+        return RunStatus(running, sources, stages, self.failure)
+
     def _open_sources(self) -> None:
         try:
             for cfg in self.config.sources:
                 reader = open_source(cfg)
-                self._sources[cfg.id] = _Source(cfg, reader)
+                self._sources[cfg.id] = SourceRun(cfg, reader)
                 self._infos[cfg.id] = reader.info
         except VigilError:
             for src in self._sources.values():
                 src.reader.close()
             raise
 
-    def _start_capture(self, src: _Source) -> None:
-        thread = threading.Thread(
-            target=self._capture, args=(src,), name=f"capture-{src.cfg.id}", daemon=True
-        )
-        try:
-            thread.start()
-        except RuntimeError as exc:  # e.g. "can't start new thread" when the process is at its limit
-            raise SourceError(f"source {src.cfg.id}: cannot start its capture thread: {exc}") from exc
-        src.thread = thread
-
-    def _capture(self, src: _Source) -> None:
+    def _start_capture(self, src: SourceRun) -> None:
         graph = self._graph
         assert graph is not None  # captures start after the graph is built
-        sender = LinkSender(
-            graph.first, graph.policy, self.config.links.capacity, graph.stats[graph.nodes[0].id]
+        src.start(
+            graph.first, graph.policy, self.config.links.capacity, graph.stats[graph.nodes[0].id], self.abort
         )
-        try:
-            end = capture_loop(src.reader, src.cfg, lambda m: sender.send(m, self.abort), src.stop)
-            src.end, src.error = ("removed" if src.removed else end.reason), end.error
-        except Stopped:
-            src.end = "aborted"
-        finally:
-            sender.close(linger_ms=0 if self.abort.is_set() else 2000)
 
-    # ------------------------------------------------------------------------------ build
-    def _policy(self) -> Policy:
-        policy = self.config.links.policy
-        if policy == "auto":
-            return "latest" if any(i.live for i in self._infos.values()) else "lossless"
-        return policy
-
-    def _budget(self) -> tuple[int, dict[str, int]]:
-        """(OpenCV threads, threads per stage).
-
-        OpenCV has one process-wide pool, so it gets the whole budget. Each heavy stage gets a
-        share that allows about 2x oversubscription: pipeline stages are rarely busy at the same
-        instant, and on 2 cores a strict split (1 thread each) measured 25-45% slower than 2 each
-        (`vigil bench pipeline`, README). `threads:` on a stage or the pipeline overrides.
-        """
-        total = self.config.threads or os.cpu_count() or 1
-        stages = self.config.stages
-        heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES] or stages
-        share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy))))
-        return total, {s.id: s.threads or share for s in stages}
-
-    def _build(self) -> _Graph:
-        links = self.config.links
-        transport: Transport = "inproc" if links.transport == "auto" else links.transport
-        processes = any(s.placement == "process" for s in self.config.stages)
-        run_dir = None
-        if transport == "ipc" or processes:
-            remove_stale_run_dirs()
-            run_dir = tempfile.mkdtemp(prefix=f"{RUN_DIR_PREFIX}{os.getpid()}-")
-        policy = self._policy()
-        opencv_threads, budget = self._budget()
-        cv2.setNumThreads(opencv_threads)
-        stages = self.config.stages
-        # Receivers bind first; every socket is then handed to the one thread that uses it.
-        stats = {s.id: LinkStats(s.id) for s in stages}
-        receivers = {
-            s.id: LinkReceiver(
-                endpoint(transport, s.id, links.host, run_dir), policy, links.capacity, stats[s.id]
-            )
-            for s in stages
-        }
-        children: dict[str, list[str]] = {s.id: [] for s in stages}
-        for i, s in enumerate(stages[1:], start=1):
-            children[self.config.parent_of(i) or stages[0].id].append(s.id)
-        leaves = [sid for sid, kids in children.items() if not kids]
-        level = logging.getLogger("vigil").getEffectiveLevel()
-        nodes = []
-        for s in stages:
-            outputs = [
-                LinkSender(receivers[c].address, policy, links.capacity, stats[c]) for c in children[s.id]
-            ]
-            spec = WorkerSpec(
-                s.id, s.kind, s.with_, s.on_error, s.batch, budget[s.id], str(self.output_dir),
-                self._infos, links.capacity, level,
-            )  # fmt: skip
-            hooks = RunHooks(
-                self.abort, self._fatal, self.request_stop, self._on_leaf if s.id in leaves else None
-            )
-            plan = None
-            if s.workers > 1 or s.placement == "process":
-                inner: Transport = "ipc" if s.placement == "process" and transport == "inproc" else transport
-                plan = PoolPlan(
-                    s.workers, s.placement == "process", inner, links.capacity, s.on_error, run_dir
-                )
-            nodes.append(StageNode(s, spec, receivers[s.id], outputs, hooks, plan))
-        first = receivers[stages[0].id].address
-        return _Graph(nodes, stats, first, policy, transport, run_dir, leaves)
+    def _build(self) -> Graph:
+        hooks = RunHooks(self.abort, self._fatal, self.request_stop, self._on_leaf)
+        curve = self._gate.keys if self._gate else None
+        return build_graph(self.config, self._infos, self.output_dir, hooks, curve)
 
     # ------------------------------------------------------------------------------ run
     def run(self) -> RunResult:
         started = time.time()
+        prepare_output_dir(self.output_dir)  # before anything opens: a bad folder costs nothing
+        check_inputs_kept(self.config, self.output_dir)
+        keys = self._curve_keys()  # a bad key file fails before anything opens
         self._open_sources()
-        self.output_dir.mkdir(parents=True, exist_ok=True)
+        self._gate = _secure_links(keys)
         graph = self._graph = self._build()
         restore = self._install_signals()
         try:
@@ -323,7 +242,20 @@ class Runner:
         finally:
             self._shutdown(graph)
             restore()
+            if self._gate is not None:
+                self._gate.stop()
+            if keys is not None:
+                secure_tcp(None)
         return self._result(graph, started)
+
+    def _curve_keys(self) -> CurveKeys | None:
+        links = self.config.links
+        if links.curve is None:
+            if links.insecure and links.transport == "tcp":
+                log.warning("links.insecure: tcp links on %s accept anyone who can reach them", links.host)
+            return None
+        authorized = Path(links.curve.authorized) if links.curve.authorized else None
+        return CurveKeys.load(Path(links.curve.secret_key), authorized)
 
     def _wait_ready(self, nodes: list[StageNode]) -> None:
         for node in nodes:
@@ -355,14 +287,15 @@ class Runner:
         for src in self._sources.values():
             if src.reader.info.live or not src.reader.info.frames:
                 return None
-            n = src.reader.info.frames // src.cfg.every
+            n = -(-src.reader.info.frames // src.cfg.every)  # frames 0, every, 2*every, ... are kept
             total += min(n, src.cfg.max_frames) if src.cfg.max_frames else n
         return total or None
 
-    def _supervise(self, graph: _Graph) -> None:
-        watchdog = _Watchdog(self.config.links.stall_timeout_s)
+    def _supervise(self, graph: Graph) -> None:
+        watchdog = StallWatchdog(self.config.links.stall_timeout_s)
         gone = 0
-        with Progress(self._total(), disable=self.quiet) as bar:
+        live = self.keep_open or any(s.reader.info.live for s in self._sources.values())
+        with Progress(self._total(), disable=self.quiet, live=live) as bar:
             while not self.abort.is_set():
                 msg: Message | None = None
                 try:
@@ -394,6 +327,7 @@ class Runner:
             src = self._sources.get(msg.source)
             if src is not None:
                 src.frames_done += 1
+                src.rate.frame(msg.seq)
             bar.update(1)
             if self.on_result is not None:
                 self.on_result(msg)
@@ -416,15 +350,12 @@ class Runner:
             self._accepting.clear()
             return True
 
-    def _shutdown(self, graph: _Graph) -> None:
+    def _shutdown(self, graph: Graph) -> None:
         """Stop captures, pass the `stop` control through the graph, wait for every node."""
         self._accepting.clear()
         self._stop_captures()
         for src in self._sources.values():
-            if src.thread is not None:
-                src.thread.join(timeout=10)
-            else:
-                src.reader.close()
+            src.join(timeout=10)
         if not self.abort.is_set():
             stopper = LinkSender(graph.first, "lossless", self.config.links.capacity)
             try:
@@ -449,9 +380,10 @@ class Runner:
 
         return restore
 
-    def _result(self, graph: _Graph, started: float) -> RunResult:
+    def _result(self, graph: Graph, started: float) -> RunResult:
         for node in graph.nodes:
             node.metrics.drops = graph.stats[node.id].dropped
+            node.metrics.invalid = graph.stats[node.id].invalid
         facts = RunFacts(
             started=started,
             processing_from=self._processing_started,
@@ -464,53 +396,33 @@ class Runner:
                 "policy": graph.policy,
                 "transport": graph.transport,
                 "capacity": self.config.links.capacity,
+                **({"curve": True, "refused": self._gate.refused} if self._gate is not None else {}),
             },
         )
-        outcomes = {
-            sid: SourceOutcome(s.reader.info, s.frames_done, s.end, s.error)
-            for sid, s in self._sources.items()
-        }
+        outcomes = {sid: s.outcome() for sid, s in self._sources.items()}
         return build_summary(facts, outcomes, graph.nodes)
 
 
-def remove_stale_run_dirs(root: str | None = None) -> list[Path]:
-    """Remove the socket folders of runs whose process is gone (killed before it could clean up)."""
-    removed = []
-    for path in Path(root or tempfile.gettempdir()).glob(f"{RUN_DIR_PREFIX}*"):
-        pid = path.name[len(RUN_DIR_PREFIX) :].split("-", 1)[0]
-        if pid.isdigit() and not _alive(int(pid)):
-            shutil.rmtree(path, ignore_errors=True)
-            removed.append(path)
-    return removed
+DELIVERY_OUTCOMES = ("queued", "sent", "dropped", "failed")  # an event sink's report["delivery"]
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:  # someone else's process: alive
-        return True
-    return True
+def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
+    m = node.metrics
+    models = tuple(str(x.get("model")) for x in node.report.get("models", []) if isinstance(x, dict))
+    delivery = node.report.get("delivery", {})
+    outcomes = tuple((k, int(delivery[k])) for k in DELIVERY_OUTCOMES if isinstance(delivery.get(k), int))
+    return StageStatus(
+        node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
+        link.dropped, link.depth, models, link.invalid, outcomes,
+    )  # fmt: skip
 
 
-class _Watchdog:
-    """Fires when stages hold work (a queue is not empty, or a stage is inside process()) and
-    nothing has moved for `timeout_s`. Idle is not a stall: a reconnecting camera sends nothing."""
-
-    def __init__(self, timeout_s: float) -> None:
-        self.timeout_s = timeout_s
-        self.last_counter = -1
-        self.last_move = time.monotonic()
-
-    def stalled(self, graph: _Graph, done: int) -> bool:
-        counter = sum(s.sent + s.received for s in graph.stats.values()) + done
-        now = time.monotonic()
-        holding = any(s.depth > 0 for s in graph.stats.values()) or any(n.busy() for n in graph.nodes)
-        if counter != self.last_counter or not holding:
-            self.last_counter, self.last_move = counter, now
-            return False
-        return now - self.last_move > self.timeout_s
+def _secure_links(keys: CurveKeys | None) -> Gatekeeper | None:
+    """Turn CURVE on for the tcp links this process opens, with a gatekeeper for who connects."""
+    if keys is None:
+        return None
+    secure_tcp(keys)
+    return Gatekeeper(context(), keys)
 
 
 class _SetupFailed(VigilError):

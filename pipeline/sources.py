@@ -23,6 +23,8 @@ import numpy as np
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
 from pipeline.frame import Frame, SourceInfo
+from pipeline.image_limits import FrameSizeGuard, image_file_refusal
+from pipeline.redact import redact_uri
 from pipeline.transport import Stopped
 from pipeline.wire import Message, StreamEnd, StreamStart
 
@@ -46,6 +48,7 @@ class Captured:
     image: np.ndarray | None  # None when the frame was skipped without decoding
     pts: float
     index: int
+    file: str | None = None  # the image's file name (image folders/globs)
 
 
 class Reader:
@@ -53,6 +56,8 @@ class Reader:
 
     info: SourceInfo
     failure: str | None = None  # set when the stream ended because the source broke (not its end)
+    reconnecting: bool = False  # a live source between a drop and its reopening (read by `Runner.status`)
+    reconnects: int = 0  # drops it came back from
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         raise NotImplementedError
@@ -94,7 +99,7 @@ class FileReader(Reader):
     def __init__(self, cfg: SourceConfig) -> None:
         path = Path(str(cfg.uri))
         if not path.is_file():
-            raise SourceError(f"source {cfg.id!r}: no such file: {path}")
+            raise SourceError(f"source {cfg.id!r}: no such file: {_redact(str(path))}")
         self.cfg, self.path = cfg, path
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
@@ -105,7 +110,7 @@ class FileReader(Reader):
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = self.cap.read()
         if not ok or first is None:
-            raise SourceError(f"source {cfg.id!r}: {path} has no decodable frames")
+            raise SourceError(f"source {cfg.id!r}: {_redact(str(path))} has no decodable frames")
         self._pending: np.ndarray | None = first
         self.fps = fps if 0 < fps < 1000 else 25.0
         self.index = 0
@@ -172,11 +177,13 @@ class ImageReader(Reader):
         self.cfg, self.files, self.pos = cfg, files, 0
         first = None
         for f in files:
-            first = cv2.imread(str(f))
+            first = None if image_file_refusal(f, cfg.max_pixels) else cv2.imread(str(f))  # size hook
             if first is not None:
                 break
         if first is None:
-            raise SourceError(f"source {cfg.id!r}: none of the {len(files)} images at {uri} could be read")
+            raise SourceError(
+                f"source {cfg.id!r}: none of the {len(files)} images at {_redact(str(uri))} could be read"
+            )
         h, w = first.shape[:2]
         self.fps = 25.0
         self.info = SourceInfo(cfg.id, uri, "images", self.fps, w, h, len(files), live=cfg.realtime)
@@ -185,11 +192,15 @@ class ImageReader(Reader):
         while self.pos < len(self.files):
             path, i = self.files[self.pos], self.pos
             self.pos += 1
+            # size hook (pipeline/image_limits.py): never hand an oversized or unknown file to a decoder
+            if decode and (refusal := image_file_refusal(path, self.cfg.max_pixels)):
+                log.warning("source %s: skipped unreadable image %s: %s", self.cfg.id, path, refusal)
+                continue
             image = cv2.imread(str(path)) if decode else None
             if decode and image is None:
                 log.warning("source %s: skipped unreadable image %s", self.cfg.id, path)
                 continue
-            return Captured(image, i / self.fps, i)
+            return Captured(image, i / self.fps, i, path.name)
         if self.cfg.loop:
             self.pos = 0
             return self.read(decode, stop)
@@ -254,6 +265,13 @@ class LiveReader(Reader):
     def _reconnect(self, stop: threading.Event | None) -> bool:
         lost_at, delay, attempts = time.monotonic(), self.cfg.reconnect.initial_delay_s, 0
         log.warning("source %s: %s dropped; reconnecting", self.cfg.id, self.kind)
+        self.reconnecting = True
+        try:
+            return self._reopen(stop, lost_at, delay, attempts)
+        finally:
+            self.reconnecting = False
+
+    def _reopen(self, stop: threading.Event | None, lost_at: float, delay: float, attempts: int) -> bool:
         while True:
             if stop is not None and stop.wait(delay):
                 return False
@@ -262,6 +280,7 @@ class LiveReader(Reader):
             attempts += 1
             self.cap = self._open()
             if self.cap is not None:
+                self.reconnects += 1
                 log.warning(
                     "source %s: reconnected after %.1fs gap (%d attempt(s))",
                     self.cfg.id,
@@ -301,7 +320,7 @@ class SyntheticReader(Reader):
         self.fps = float(q.get("fps", 25))
         rng = np.random.default_rng(0)
         self.background = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-        self.cfg, self.index = cfg, 0
+        self.cfg, self.index, self._loops = cfg, 0, 0
         self.info = SourceInfo(
             cfg.id, str(cfg.uri), "synthetic", self.fps, w, h, self.frames, live=cfg.realtime
         )
@@ -311,6 +330,7 @@ class SyntheticReader(Reader):
             if not self.cfg.loop:
                 return None
             self.index = 0
+            self._loops += 1  # media time goes on across loops, so `realtime` keeps pacing
         i = self.index
         self.index += 1
         image = None
@@ -320,15 +340,17 @@ class SyntheticReader(Reader):
             x = int((i * 7) % max(1, w - 60))
             cv2.rectangle(image, (x, h // 3), (x + 60, h // 3 + 60), (255, 255, 255), -1)
             cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
-        return Captured(image, i / self.fps, i)
+        return Captured(image, (self._loops * self.frames + i) / self.fps, i)
+
+
+def redact(uri: str) -> str:
+    """`uri` with a password replaced by *** (for logs, status and the HTTP API)."""
+    return _redact(uri)
 
 
 def _redact(uri: str) -> str:
-    """Hide a password in rtsp://user:pass@host URLs before logging."""
-    parsed = urlparse(uri)
-    if parsed.password:
-        return uri.replace(f":{parsed.password}@", ":***@")
-    return uri
+    """Hide credentials (user:pass@, ?pwd=, ?token=, ...) before logging or the summary."""
+    return redact_uri(uri)
 
 
 def capture_loop(
@@ -343,6 +365,7 @@ def capture_loop(
     send(StreamStart(reader.info))
     reason, seq, n, t0 = "eos", 0, 0, time.monotonic()
     error: str | None = None
+    size_guard = FrameSizeGuard(cfg.id, cfg.max_pixels)  # size hook: decoded frames over max_pixels
     try:
         while not stop.is_set():
             keep = n % cfg.every == 0
@@ -354,6 +377,8 @@ def capture_loop(
                 continue
             image = captured.image
             assert image is not None
+            if not size_guard.allows(image):  # size hook (logged, counted)
+                continue
             if cfg.resize is not None and (image.shape[1], image.shape[0]) != tuple(cfg.resize):
                 image = cv2.resize(image, tuple(cfg.resize), interpolation=cv2.INTER_AREA)
             if cfg.realtime and reader.info.kind in ("file", "images", "synthetic"):
@@ -361,7 +386,10 @@ def capture_loop(
                 if ahead > 0 and sleep(ahead):
                     break
             image.setflags(write=False)  # immutable from here on
-            send(Frame(cfg.id, seq, captured.pts, time.time(), image, index=captured.index))
+            frame = Frame(
+                cfg.id, seq, captured.pts, time.time(), image, index=captured.index, file=captured.file
+            )
+            send(frame)
             seq += 1
             if cfg.max_frames is not None and seq >= cfg.max_frames:
                 break

@@ -20,7 +20,7 @@ import importlib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
@@ -108,6 +108,12 @@ class Stage(Generic[OptionsT]):
     def is_stateful(cls, options: OptionsT) -> bool:
         """Whether results depend on earlier frames with these options (then workers must be 1)."""
         return cls.stateful
+
+    @classmethod
+    def output_paths(cls, options: OptionsT, output_dir: Path, sources: Sequence[str]) -> list[Path]:
+        """Files this stage will write for these sources, so a run can refuse to overwrite its
+        inputs before anything opens. Stages that write files override it."""
+        return []
 
     def __init__(self, options: OptionsT, context: StageContext) -> None:
         self.options: OptionsT = options

@@ -15,7 +15,9 @@ request is noticed within `POLL_MS`.
 from __future__ import annotations
 
 import itertools
+import logging
 import os
+import secrets
 import tempfile
 import threading
 from collections import OrderedDict, deque
@@ -24,12 +26,18 @@ from typing import Literal
 
 import zmq
 
+from pipeline.curve import CurveKeys
 from pipeline.frame import Frame
-from pipeline.wire import Envelope, Message, StreamEnd, decode, encode
+from pipeline.wire import Envelope, InvalidMessage, Message, StreamEnd, decode, encode
 
 Policy = Literal["lossless", "latest"]
 Transport = Literal["inproc", "ipc", "tcp"]
 POLL_MS = 100
+log = logging.getLogger("vigil.transport")
+# Messages without this process family's token are dropped: a tcp link may be reachable by
+# other local processes, and a forged end-of-stream must not end a camera's stream.
+_token = secrets.token_hex(16)
+_curve: CurveKeys | None = None  # CURVE keys for tcp links (secure_tcp)
 _counter = itertools.count()
 
 
@@ -41,6 +49,7 @@ class LinkStats:
     sent: int = 0
     received: int = 0
     dropped: int = 0  # frames a `latest` link discarded (sender full + receiver replaced)
+    invalid: int = 0  # messages refused by the receiver: malformed, forged, or from outside the run
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def add(self, attr: str, n: int = 1) -> None:
@@ -51,6 +60,17 @@ class LinkStats:
     def depth(self) -> int:
         """Messages sent and not yet taken by the receiver (approximate across threads)."""
         return max(0, self.sent - self.received)
+
+
+def link_token() -> str:
+    """The token every message of this process family carries (handed to worker processes)."""
+    return _token
+
+
+def use_link_token(token: str) -> None:
+    """Adopt the parent's token (in a spawned worker process, before any link is used)."""
+    global _token
+    _token = token
 
 
 class Stopped(Exception):
@@ -70,8 +90,16 @@ def endpoint(transport: Transport, name: str, host: str = "127.0.0.1", run_dir: 
     raise ValueError(f"unknown transport {transport!r}")
 
 
+def secure_tcp(keys: CurveKeys | None) -> None:
+    """Use CURVE (these keys) on every tcp link this process opens from now on; None: plain tcp."""
+    global _curve
+    _curve = keys
+
+
 def _attach(sock: zmq.Socket, address: str, bind: bool) -> str:
     """Bind or connect; a bare tcp://HOST binds a random port. Returns the usable address."""
+    if _curve is not None and address.startswith("tcp://"):
+        (_curve.serve if bind else _curve.connect)(sock)
     if not bind:
         sock.connect(address)
         return address
@@ -123,7 +151,19 @@ class LinkReceiver:
     def _take(self, timeout_ms: int) -> Envelope | None:
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
             return None
-        env = decode(self.sock.recv_multipart(copy=False))
+        parts = self.sock.recv_multipart(copy=False)
+        try:
+            env = decode(parts, _token)
+        except InvalidMessage as exc:  # never fatal: a stray peer must not stop a camera
+            self.stats.add("invalid")
+            if self.stats.invalid == 1 or self.stats.invalid % 1000 == 0:
+                log.warning(
+                    "link %s: dropped %d invalid message(s); latest: %s",
+                    self.stats.name,
+                    self.stats.invalid,
+                    exc,
+                )
+            return None
         self.stats.add("received")
         return env
 
@@ -202,7 +242,7 @@ class LinkSender:
         A lossless send waits while the link is full; it raises `Stopped` when `stop` is set
         and `TimeoutError` after `timeout_s` (None: wait as long as the run lasts).
         """
-        data = encode(msg, ticket, parts, origin)
+        data = encode(msg, ticket, parts, origin, _token)
         droppable = self.policy == "latest" and isinstance(msg, Frame)
         waited = 0.0
         while True:

@@ -1,9 +1,15 @@
 """Wire format of a link message: a small JSON header, then raw buffers. Never pickle.
 
 A frame travels as [header, image, annotated?, xyxy, score, class_id, track_id, numeric
-attributes...]; its few motion boxes travel in the header. Buffers are sent zero-copy (`copy=False`); on the receiving side they become
-read-only numpy views of the message memory, so frames stay immutable once sent.
+attributes...]; its few motion boxes travel in the header. Buffers are sent zero-copy
+(`copy=False`); on the receiving side they become read-only numpy views of the message memory,
+so frames stay immutable once sent.
 Control messages (stream start/end, pool bookkeeping) are a header alone.
+
+A link may be reachable from outside the run (tcp), so `decode` trusts nothing: the header
+must be JSON of the expected shape, every buffer must be described and of the described size,
+dtypes come from an allow-list (never `object`), and a message must carry the run's token.
+Anything else is an `InvalidMessage`, which the receiver drops and counts.
 """
 
 from __future__ import annotations
@@ -63,9 +69,20 @@ def _array_meta(arr: np.ndarray) -> list[Any]:
     return [arr.dtype.str, list(arr.shape)]
 
 
-def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1) -> list[Any]:
+class InvalidMessage(ValueError):
+    """A received message that is not one of ours: malformed, forged, or from another run."""
+
+
+# numeric dtypes a link carries (object, void, string and time dtypes never cross a link)
+ALLOWED_DTYPES = frozenset(
+    np.dtype(t).str for t in ("?", "u1", "u2", "u4", "u8", "i1", "i2", "i4", "i8", "f2", "f4", "f8")
+)
+MAX_BUFFERS = 4096
+
+
+def encode(msg: Message, ticket: int = -1, parts: int = 1, origin: int = -1, token: str = "") -> list[Any]:
     """Message -> list of buffers for `send_multipart(copy=False)`."""
-    head: dict[str, Any] = {"tk": ticket, "tn": parts, "wo": origin}
+    head: dict[str, Any] = {"tk": ticket, "tn": parts, "wo": origin, "rt": token}
     buffers: list[Any] = []
     if isinstance(msg, Frame):
         head.update(_frame_head(msg, buffers))
@@ -102,6 +119,7 @@ def _frame_head(frame: Frame, buffers: list[Any]) -> dict[str, Any]:
         "ev": [e.to_record() for e in frame.events],
         "img": images,
         "det": _detections_head(frame.detections, buffers),
+        "file": frame.file,
         "mo": None if frame.motion is None else np.asarray(frame.motion, np.float32).tolist(),
         "pr": frame.predicted,
     }
@@ -133,9 +151,17 @@ def _detections_head(det: Detections, buffers: list[Any]) -> dict[str, Any]:
     }
 
 
-def _view(buf: Any, meta: list[Any]) -> np.ndarray:
+def _view(buf: Any, meta: Any) -> np.ndarray:
+    if not (isinstance(meta, list) and len(meta) == 2 and isinstance(meta[1], list)):
+        raise InvalidMessage("bad array description")
     dtype, shape = meta
-    arr = np.frombuffer(memoryview(buf), dtype=np.dtype(dtype)).reshape(shape)
+    if dtype not in ALLOWED_DTYPES or not all(isinstance(n, int) and n >= 0 for n in shape):
+        raise InvalidMessage(f"array of dtype {dtype!r} shape {shape!r} refused")
+    view = memoryview(buf)
+    expected = int(np.prod(shape, dtype=np.int64)) * np.dtype(dtype).itemsize
+    if view.nbytes != expected:
+        raise InvalidMessage(f"buffer of {view.nbytes} bytes where {dtype}{shape} needs {expected}")
+    arr = np.frombuffer(view, dtype=np.dtype(dtype)).reshape(shape)
     arr.flags.writeable = False  # the buffer may be the sender's memory (inproc zero-copy)
     return arr
 
@@ -146,30 +172,71 @@ def _object_column(values: list[Any]) -> np.ndarray:
     return arr
 
 
-def decode(parts: list[Any]) -> Envelope:
-    """Buffers from `recv_multipart(copy=False)` -> Envelope (arrays are read-only views)."""
-    head = json.loads(bytes(memoryview(parts[0])))
+def decode(parts: list[Any], token: str = "") -> Envelope:
+    """Buffers from `recv_multipart(copy=False)` -> Envelope (arrays are read-only views).
+
+    Raises InvalidMessage for anything that is not a well-formed message of this run."""
+    if not parts or len(parts) > MAX_BUFFERS:
+        raise InvalidMessage(f"{len(parts)} message parts")
+    try:
+        head = json.loads(bytes(memoryview(parts[0])))
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise InvalidMessage(f"header is not JSON: {exc}") from None
+    if not isinstance(head, dict):
+        raise InvalidMessage("header is not a JSON object")
+    if head.get("rt", "") != token:
+        raise InvalidMessage("message from outside this run (wrong or missing run token)")
+    try:
+        envelope = _decode_head(head, parts)
+    except InvalidMessage:
+        raise
+    except (KeyError, TypeError, ValueError, AttributeError, StopIteration) as exc:
+        raise InvalidMessage(f"malformed {head.get('t')!r} message: {type(exc).__name__}: {exc}") from None
+    return envelope
+
+
+def _decode_head(head: dict[str, Any], parts: list[Any]) -> Envelope:
     ticket, count, origin = head.get("tk", -1), head.get("tn", 1), head.get("wo", -1)
+    if not all(type(v) is int for v in (ticket, count, origin)):
+        raise InvalidMessage("ticket, part count and origin must be integers")
     t = head["t"]
     message: Message
-    if t == "start":
+    if t == "f":
+        buffers = iter(parts[1:])
+        message = _decode_frame(head, buffers)
+        if next(buffers, None) is not None:
+            raise InvalidMessage("more buffers than the header describes")
+    elif len(parts) != 1:
+        raise InvalidMessage(f"a {t!r} message carries no buffers")
+    elif t == "start":
         message = StreamStart(SourceInfo(**head["info"]))
+        _check_types(message.info.id, str, message.info.uri, str)
     elif t == "end":
         message = StreamEnd(head["src"], head.get("reason", "eos"))
+        _check_types(message.source, str, message.reason, str)
     elif t == "ctl":
         message = Control(head["type"], head.get("data", {}))
-    elif t == "f":
-        message = _decode_frame(head, iter(parts[1:]))
+        _check_types(message.type, str, message.data, dict)
     else:
-        raise ValueError(f"unknown message type {t!r}")
+        raise InvalidMessage(f"unknown message type {t!r}")
     return Envelope(message, ticket, count, origin)
+
+
+def _check_types(*pairs: Any) -> None:
+    for value, kind in zip(pairs[::2], pairs[1::2], strict=True):
+        if not isinstance(value, kind):
+            raise InvalidMessage(f"expected {kind.__name__}, got {type(value).__name__}")
 
 
 def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
     """A frame from its header and its buffers, taken in the order `_frame_head` appended them."""
     image, annotated = (None if meta is None else _view(next(buffers), meta) for meta in head["img"])
     if image is None:
-        raise ValueError("frame message without an image")
+        raise InvalidMessage("frame message without an image")
+    for img in (image, annotated):
+        if img is not None and (img.dtype != np.uint8 or img.ndim not in (2, 3)):
+            raise InvalidMessage(f"image of dtype {img.dtype} and shape {img.shape} refused")
+    _check_types(head["src"], str, head["seq"], int, head["idx"], int, head["tm"], dict, head["err"], list)
     return Frame(
         source=head["src"],
         seq=head["seq"],
@@ -182,9 +249,19 @@ def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
         annotated=annotated,
         timings=head["tm"],
         errors=tuple(head["err"]),
-        motion=None if head.get("mo") is None else np.asarray(head["mo"], np.float32).reshape(-1, 4),
-        predicted=bool(head.get("pr", False)),
+        file=head.get("file"),
+        motion=_motion_boxes(head.get("mo")),
+        predicted=head.get("pr", False) is True,
     )
+
+
+def _motion_boxes(value: Any) -> np.ndarray | None:
+    """`frame.motion` from the header: None, or a list of [x1, y1, x2, y2] (float32 (M, 4))."""
+    if value is None:
+        return None
+    if not isinstance(value, list):
+        raise InvalidMessage("motion boxes must be a list")
+    return np.asarray(value, np.float32).reshape(-1, 4)  # ValueError/TypeError: InvalidMessage
 
 
 def _decode_detections(det: dict[str, Any], buffers: Iterator[Any]) -> Detections:

@@ -15,11 +15,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from pipeline.curve import CurveKeys
 from pipeline.errors import StageError
 from pipeline.executor import StageExecutor, StopSignal, serve
 from pipeline.frame import SourceInfo
 from pipeline.stage import Stage, StageContext, get_kind
-from pipeline.transport import LinkReceiver, LinkSender, Stopped
+from pipeline.transport import LinkReceiver, LinkSender, Stopped, link_token, secure_tcp, use_link_token
 from pipeline.transport import context as zmq_context
 from pipeline.wire import Control, Message
 
@@ -40,6 +41,8 @@ class WorkerSpec:
     sources: dict[str, SourceInfo] = field(default_factory=dict)
     capacity: int = 4
     log_level: int = logging.WARNING
+    token: str = field(default_factory=link_token)  # a worker process adopts the parent's link token
+    curve: CurveKeys | None = None  # the run's CURVE keys, when its tcp links use them
 
 
 @dataclass
@@ -134,6 +137,8 @@ def run_worker(spec: WorkerSpec, links: WorkerLinks, stop: StopSignal) -> None:
 def process_main(spec: WorkerSpec, links: WorkerLinks, stop: StopSignal) -> None:
     """Entry point of a spawned worker process."""
     exit_with_parent(os.getppid())
+    use_link_token(spec.token)
+    secure_tcp(spec.curve)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent drains on Ctrl-C and tells us to stop
     logging.basicConfig(level=spec.log_level, format="%(levelname)s %(name)s: %(message)s")
     import cv2

@@ -6,7 +6,10 @@ frames can be pooled:
 
 - class probabilities (emotion, gender) are averaged over the window (`window_mean`);
 - a track's label changes only when the averaged evidence does: the new top class must beat
-  the current label by `switch_margin` (`hysteresis_label`);
+  the current label by `switch_margin` (`hysteresis_label`), or stay on top of the average for
+  a whole window (so a narrow but lasting lead still wins);
+- hysteresis starts once the window is full: until then the label is the top class of the
+  average, so a wrong reading on a track's first frames is not locked in;
 - regressions (age) take the median of the window (`robust_value`): one bad frame moves it
   little;
 - a track not seen for `forget_after` frames (and every track of a source that ended) is
@@ -50,6 +53,8 @@ def robust_value(values: Sequence[float]) -> float:
 class _Head:
     rows: deque[np.ndarray]
     label: int | None = None
+    challenger: int | None = None  # the top class of the average while it is not the label
+    challenger_frames: int = 0  # frames in a row it has been on top
 
 
 @dataclass
@@ -94,7 +99,18 @@ class TrackSmoother:
             state = track.heads[head] = _Head(deque(maxlen=self.window))
         state.rows.append(np.asarray(probs, np.float64))
         averaged = window_mean(state.rows)
-        state.label = hysteresis_label(averaged, state.label, self.switch_margin)
+        top = int(np.argmax(averaged))
+        if len(state.rows) < self.window:  # warming up: no label to protect yet
+            state.label = top
+        else:
+            state.label = hysteresis_label(averaged, state.label, self.switch_margin)
+        if state.label == top:
+            state.challenger, state.challenger_frames = None, 0
+        else:
+            same = state.challenger == top
+            state.challenger, state.challenger_frames = top, state.challenger_frames + 1 if same else 1
+            if state.challenger_frames >= self.window:  # a lasting lead wins, however narrow
+                state.label, state.challenger, state.challenger_frames = top, None, 0
         return state.label, averaged
 
     def value(self, key: Key, head: str, value: float, now: int) -> float:

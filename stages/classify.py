@@ -1,4 +1,5 @@
-"""`classify.emotion`, `classify.age_gender` (and `classify.keras`, in stages.classify_keras).
+"""`classify.emotion` and the shell of every crop classifier (`classify.age_gender` is in
+stages.classify_age_gender, `classify.keras` in stages.classify_keras).
 
 Each stage crops the wanted detections of every frame it is given (`labels`, `min_face`, a
 margin clamped to the frame: stages.face_crops), runs ALL crops of those frames through the
@@ -38,13 +39,6 @@ EMOTION_SYNONYMS = {
     "disgusted": "disgust",
     "calm": "neutral",
 }
-INTEL_AGE_GENDER = "age-gender-recognition-retail-0013"
-SSRNET_PAIR = ("ssrnet-age-imdb", "ssrnet-gender-imdb")
-# Crops that differ from the catalog's `crop_margin` (not square), measured on the labelled
-# shared media (tests/test_classify.py). At the catalog's 10 % margin the Intel age/gender net
-# reads the smiling man as female on every frame; squared (as the Open Model Zoo demos do) with
-# 30 % on each side it gets the labelled stills and clips right with YuNet and Haar boxes alike.
-CROP_OVERRIDES: dict[str, tuple[float, bool]] = {INTEL_AGE_GENDER: (0.3, True)}
 
 
 def canonical_emotions(labels: Sequence[str]) -> tuple[str, ...]:
@@ -62,17 +56,6 @@ def probs_dict(names: Sequence[str], probs: np.ndarray) -> dict[str, float]:
     return {n: pairs[n] for n in CANONICAL_EMOTIONS if n in pairs} or pairs
 
 
-def intel_age_gender(age_conv3: np.ndarray, prob: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """age-gender-recognition-retail-0013 outputs -> (age in years (N,), [P(female), P(male)] (N, 2))."""
-    return np.asarray(age_conv3, np.float64).reshape(-1) * 100.0, np.asarray(prob, np.float64).reshape(-1, 2)
-
-
-def ssrnet_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """SSR-Net outputs (age in years, gender regression: < 0.5 female) -> (age (N,), [P(female), P(male)])."""
-    male = np.clip(np.asarray(gender, np.float64).reshape(-1), 0.0, 1.0)
-    return np.asarray(age, np.float64).reshape(-1), np.stack([1.0 - male, male], axis=1)
-
-
 def load_classifier(
     model: str, backend: str, device: str, threads: int | None, precision: str | None = None
 ) -> Classifier:
@@ -82,8 +65,9 @@ def load_classifier(
 
 
 def default_crop(model: Classifier) -> tuple[float, bool]:
-    """(margin, square) for a catalog model: `CROP_OVERRIDES`, else its catalog margin, not square."""
-    return CROP_OVERRIDES.get(model.loaded.resolved.name, (model.crop_margin, False))
+    """(margin, square) for a catalog model: its catalog `crop_margin` and `crop_square`, chosen
+    per model by `vigil eval attributes` on the labelled faces (README, "Face attributes")."""
+    return model.crop_margin, model.spec.crop_square
 
 
 Backend = Literal["auto", "openvino", "tensorflow", "opencv"]
@@ -113,6 +97,11 @@ class ClassifyOptions(Options):
     )
     square: bool | None = Field(
         None, description="make the box square (its longer side) before the margin (default: the model's own)"
+    )
+    align: bool | None = Field(
+        None,
+        description="turn each crop so the eyes are level, from the detector's landmarks (YuNet); "
+        "boxes without landmarks are cropped as they are (default: the model's own)",
     )
     smoothing: bool = Field(
         True, description="smooth per (source, track_id) when a tracker ran before this stage"
@@ -156,7 +145,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         super().__init__(options, context)
         self.smoother: TrackSmoother | None = None
         self.models: list[Any] = []
-        self.margin, self.square = 0.0, False
+        self.margin, self.square, self.align = 0.0, False, False
 
     # -- hooks of a concrete stage
     def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
@@ -189,18 +178,21 @@ class CropClassifierStage(Stage[ClassifyT]):
         o = self.options
         self.margin = margin if o.margin is None else o.margin
         self.square = square if o.square is None else o.square
+        spec = getattr(models[0], "spec", None)
+        self.align = bool(getattr(spec, "crop_align", False)) if o.align is None else o.align
         self.smoother = TrackSmoother(o.window, o.switch_margin, o.forget_after) if o.smoothing else None
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
             i = m.info
             self.log.info(
-                "%s on %s/%s (%s); crops: margin %.2f%s",
+                "%s on %s/%s (%s); crops: margin %.2f%s%s",
                 i.model,
                 i.backend,
                 i.device,
                 i.precision,
                 self.margin,
                 ", square" if self.square else "",
+                ", eyes levelled" if self.align else "",
             )
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
@@ -208,7 +200,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         batch = CropBatch()
         for i, frame in enumerate(frames):
             rows = select_rows(frame.detections, self.select_labels, self.options.min_face)
-            batch.add(i, frame.image, frame.detections, rows, self.margin, self.square)
+            batch.add(i, frame.image, frame.detections, rows, self.margin, self.square, self.align)
         return batch
 
     def process(self, frame: Frame) -> Frame | None:
@@ -313,64 +305,4 @@ class EmotionClassifier(FaceClassifierStage[EmotionOptions]):
             "emotion": self.names[label],
             "emotion_score": round(float(probs[label]), 4),
             "emotion_probs": probs_dict(self.names, probs),
-        }
-
-
-class AgeGenderOptions(FaceClassifyOptions):
-    """Options of `classify.age_gender`."""
-
-    model: str = Field(
-        "auto",
-        description="age-gender-recognition-retail-0013 (Intel, OpenVINO), or ssrnet "
-        "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only); "
-        "auto: the Intel model, or ssrnet when backend is tensorflow",
-    )
-
-    @field_validator("model")
-    @classmethod
-    def _known(cls, value: str) -> str:
-        name = value.strip().lower()
-        if name in ("ssrnet", "ssrnet-imdb", *SSRNET_PAIR):
-            return "ssrnet"
-        if name not in ("auto", INTEL_AGE_GENDER):
-            raise ValueError(f"use auto, {INTEL_AGE_GENDER} or ssrnet")
-        return name
-
-
-@register("classify.age_gender")
-class AgeGenderClassifier(FaceClassifierStage[AgeGenderOptions]):
-    """Age and gender of each face: `age` (years), `gender` (female|male), `gender_score`."""
-
-    columns = ("age", "gender", "gender_score")
-    GENDERS: ClassVar[tuple[str, str]] = ("female", "male")
-
-    def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
-        o = self.options
-        name = o.model
-        if name == "auto":
-            name = "ssrnet" if o.backend == "tensorflow" else INTEL_AGE_GENDER
-        names = (INTEL_AGE_GENDER,) if name == INTEL_AGE_GENDER else SSRNET_PAIR
-        models = [load_classifier(n, o.backend, o.device, self.context.threads, o.precision) for n in names]
-        self.pair = len(models) == 2
-        return models, default_crop(models[0])
-
-    def infer(self, crops: list[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
-        if self.pair:
-            age = next(iter(self.models[0].classify_outputs(crops).values()))
-            gender = next(iter(self.models[1].classify_outputs(crops).values()))
-            return ssrnet_age_gender(age, gender)
-        out = self.models[0].classify_outputs(crops)
-        return intel_age_gender(out["age_conv3"], out["prob"])
-
-    def attributes(
-        self, raw: tuple[np.ndarray, np.ndarray], k: int, key: Key | None, now: int
-    ) -> dict[str, Any]:
-        age = float(raw[0][k])
-        label, probs = self.top_class(key, "gender", raw[1][k], now)
-        if key is not None and self.smoother is not None:
-            age = self.smoother.value(key, "age", age, now)
-        return {
-            "age": round(age, 1),
-            "gender": self.GENDERS[label],
-            "gender_score": round(float(probs[label]), 4),
         }

@@ -8,6 +8,8 @@ Pure functions over numpy arrays (OpenCV only for colour conversion), shared by
 - `crop_boxes`: boxes grown by a margin (fraction of the box on each side) and clamped to
   the frame, as integer pixel rectangles; boxes left with < 2 px on a side are empty;
 - `cut_crops`: the rectangles' pixels (views, not copies);
+- `eye_angles` / `aligned_crop`: a crop turned about its centre so the eyes (the first two of
+  YuNet's five landmarks) are level, for the models that read upright faces better;
 - `CropBatch`: the crops of several frames gathered for one batched inference, with
   (frame, row) bookkeeping to send results back.
 """
@@ -86,6 +88,29 @@ def cut_crops(image: np.ndarray, rects: np.ndarray) -> list[np.ndarray]:
     return [image[y1:y2, x1:x2] for x1, y1, x2, y2 in rects.tolist()]
 
 
+def eye_angles(landmarks: np.ndarray | None, n: int) -> np.ndarray:
+    """Roll of each face in degrees (N,): the angle of the line from the first to the second
+    landmark (YuNet: right eye, left eye, as seen on the image). 0 where landmarks are missing."""
+    if landmarks is None or np.asarray(landmarks).dtype == np.dtype(object):
+        return np.zeros(n)
+    points = np.asarray(landmarks, np.float64).reshape(n, -1, 2)
+    if points.shape[1] < 2:
+        return np.zeros(n)
+    d = points[:, 1] - points[:, 0]
+    return np.degrees(np.arctan2(d[:, 1], d[:, 0]))
+
+
+def aligned_crop(image: np.ndarray, box: np.ndarray, angle: float) -> np.ndarray:
+    """The pixels of `box` (x1, y1, x2, y2, already grown; may reach off the frame) turned by
+    `angle` degrees about its centre, so a face rolled by `angle` comes out upright. Pixels
+    from off the frame are black, as a clamped crop has none."""
+    x1, y1, x2, y2 = (float(v) for v in box)
+    w, h = max(1, round(x2 - x1)), max(1, round(y2 - y1))
+    rotation = cv2.getRotationMatrix2D(((x1 + x2) / 2, (y1 + y2) / 2), angle, 1.0)
+    rotation[:, 2] += np.array([w / 2 - (x1 + x2) / 2, h / 2 - (y1 + y2) / 2])
+    return cv2.warpAffine(image, rotation, (w, h), flags=cv2.INTER_LINEAR, borderValue=(0, 0, 0))
+
+
 @dataclass
 class CropBatch:
     """Crops of several frames for one inference: `owners[k] = (frame index, detection row)`."""
@@ -101,15 +126,23 @@ class CropBatch:
         rows: np.ndarray,
         margin: float,
         square: bool = False,
+        align: bool = False,
     ) -> None:
-        """Crop the `rows` of one frame's detections (rows whose crop is empty are skipped)."""
+        """Crop the `rows` of one frame's detections (rows whose crop is empty are skipped);
+        `align` turns each crop so the eyes are level (when the detector gave landmarks)."""
         if not len(rows):
             return
         bgr = as_bgr(image)
         h, w = bgr.shape[:2]
         rects = crop_boxes(detections.xyxy[rows], margin, w, h, square)
         ok = valid_rects(rects)
-        self.crops += cut_crops(bgr, rects[ok])
+        landmarks = detections.attributes.get("landmarks")
+        if align and landmarks is not None and landmarks.dtype != object:
+            grown = expand_boxes(detections.xyxy[rows], margin, square)[ok]
+            angles = eye_angles(landmarks[rows], len(rows))[ok]
+            self.crops += [aligned_crop(bgr, b, a) for b, a in zip(grown, angles, strict=True)]
+        else:
+            self.crops += cut_crops(bgr, rects[ok])
         self.owners += [(frame_index, int(r)) for r in np.asarray(rows)[ok]]
 
     def __len__(self) -> int:

@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
+from collections.abc import Sequence
+from pathlib import Path
 from typing import IO
 
 from pydantic import Field
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.sink_paths import output_path
+from stages.sink_paths import output_path, under
 
 
 class JsonlSinkOptions(Options):
@@ -45,11 +48,16 @@ class JsonlSink(Stage[JsonlSinkOptions]):
 
     stateful = True
 
+    @classmethod
+    def output_paths(cls, options: JsonlSinkOptions, output_dir: Path, sources: Sequence[str]) -> list[Path]:
+        return [under(output_dir, options.path)]
+
     def __init__(self, options: JsonlSinkOptions, context: StageContext) -> None:
         super().__init__(options, context)
         self.path = output_path(context, options.path)
-        self._file: IO[str] | None = None
-        self._pending = 0
+        self._file: IO[bytes] | None = None
+        self._buffer: list[str] = []  # lines not yet written
+        self._good = 0  # bytes of the file that end with a complete line
         self._last_flush = 0.0
         self.lines = 0
 
@@ -58,7 +66,7 @@ class JsonlSink(Stage[JsonlSinkOptions]):
             return
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._file = open(self.path, "w", encoding="utf-8")  # closed in close()
+            self._file = open(self.path, "wb", buffering=0)  # closed in close(); one write per flush
         except OSError as exc:
             raise ConfigError(f"sink.jsonl cannot write {self.path}: {exc.strerror or exc}") from exc
         self._last_flush = time.monotonic()
@@ -69,22 +77,37 @@ class JsonlSink(Stage[JsonlSinkOptions]):
             return frame
         if self._file is None:
             self.setup()
-        assert self._file is not None
-        self._file.write(json.dumps(frame.to_record()) + "\n")
-        self.lines += 1
-        self._pending += 1
+        self._buffer.append(json.dumps(frame.to_record()) + "\n")
         now = time.monotonic()
         if (
-            self._pending >= self.options.flush_every
+            len(self._buffer) >= self.options.flush_every
             or now - self._last_flush >= self.options.flush_interval_s
         ):
             self._flush(now)
         return frame
 
     def _flush(self, now: float) -> None:
-        if self._file is not None:
-            self._file.flush()
-        self._pending, self._last_flush = 0, now
+        """Write the waiting lines in one call; on a failed or short write (disk full) cut the
+        file back to its last complete line and stop the run, naming the file."""
+        self._last_flush = now
+        if self._file is None or not self._buffer:
+            return
+        data = "".join(self._buffer).encode()
+        try:
+            written = self._file.write(data)
+            if written != len(data):
+                raise OSError(28, f"short write ({written} of {len(data)} bytes)")
+        except OSError as exc:
+            with contextlib.suppress(OSError):
+                self._file.truncate(self._good)
+            self._buffer.clear()  # those lines are lost; say so once
+            raise OutputError(
+                f"sink.jsonl cannot write {self.path}: {exc.strerror or exc} "
+                f"(kept {self.lines} complete lines)"
+            ) from None
+        self._good += len(data)
+        self.lines += len(self._buffer)
+        self._buffer.clear()
 
     def end_stream(self, source: str) -> list[Frame]:
         self._flush(time.monotonic())
@@ -93,6 +116,9 @@ class JsonlSink(Stage[JsonlSinkOptions]):
     def close(self) -> None:
         if self._file is None:
             return
-        self._file.close()
+        try:
+            self._flush(time.monotonic())
+        finally:
+            self._file.close()
         self._file = None
         self.context.report.setdefault("files", []).append({"path": str(self.path), "lines": self.lines})

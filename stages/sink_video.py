@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -9,10 +10,11 @@ import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.stage import Options, Stage, StageContext, register
 from stages.sink_paths import per_source_path
+from stages.video_writer import VideoWriter, open_writer
 
 DEFAULT_FPS = 25.0  # only when neither the options, the SourceInfo nor the run know the source's rate
 
@@ -26,7 +28,9 @@ class VideoSinkOptions(Options):
         "{source} in it, _<source> is added before the suffix (one file per source)",
     )
     fourcc: str | None = Field(
-        None, description="4-character codec code; default mp4v, or MJPG for .avi files"
+        None,
+        description="4-character OpenCV codec code; default H.264 through PyAV for .mp4/.mkv/.mov "
+        "(mp4v without PyAV), MJPG for .avi",
     )
     fps: float | None = Field(
         None, gt=0, description="frames per second written in the file; default: the source's own fps"
@@ -43,7 +47,7 @@ class VideoSinkOptions(Options):
 @dataclass
 class _Output:
     path: Path
-    writer: cv2.VideoWriter
+    writer: VideoWriter
     size: tuple[int, int]  # (width, height)
     frames: int = 0
     resized: bool = False
@@ -63,11 +67,13 @@ class VideoSink(Stage[VideoSinkOptions]):
         self._outputs: dict[str, _Output] = {}
         self.written: list[Path] = []
 
-    def fourcc(self, path: Path) -> str:
-        """The codec used for `path`: the option, else MJPG for .avi and mp4v otherwise."""
-        if self.options.fourcc:
-            return self.options.fourcc
-        return "MJPG" if path.suffix.lower() == ".avi" else "mp4v"
+    @classmethod
+    def output_paths(cls, options: VideoSinkOptions, output_dir: Path, sources: Sequence[str]) -> list[Path]:
+        return [
+            per_source_path(output_dir, options.path, s, several)
+            for s in sources
+            for several in (False, True)
+        ]
 
     def start_stream(self, info: SourceInfo) -> None:
         self._infos[info.id] = info
@@ -86,15 +92,15 @@ class VideoSink(Stage[VideoSinkOptions]):
             )
             fps = DEFAULT_FPS
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
-        fourcc = self.fourcc(path)
+        fourcc = self.options.fourcc
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = cv2.VideoWriter(str(path), cv2.VideoWriter.fourcc(*fourcc), fps, (w, h))
-        if not writer.isOpened():
+        writer = open_writer(path, fps, (w, h), fourcc)
+        if writer is None:
             raise ConfigError(
                 f"sink.video cannot open {path} with fourcc {fourcc!r} ({w}x{h} @ {fps:g} fps): "
                 "try fourcc mp4v for .mp4 or MJPG for .avi, and check the folder is writable"
             )
-        self.log.info("writing %s (%s, %dx%d @ %g fps)", path, fourcc, w, h, fps)
+        self.log.info("writing %s (%s, %dx%d @ %g fps)", path, writer.codec, w, h, fps)
         return _Output(path, writer, (w, h))
 
     def process(self, frame: Frame) -> Frame:
@@ -115,7 +121,7 @@ class VideoSink(Stage[VideoSinkOptions]):
                 )
                 out.resized = True
             image = cv2.resize(image, out.size, interpolation=cv2.INTER_AREA)
-        out.writer.write(np.ascontiguousarray(image))
+        out.writer.write(image)
         out.frames += 1
         return frame
 
@@ -124,6 +130,8 @@ class VideoSink(Stage[VideoSinkOptions]):
         if out is None:
             return
         out.writer.release()  # writes the mp4 index: the file is valid from here on
+        if out.frames and not _readable(out.path):  # OpenCV's writer reports no write error
+            raise OutputError(f"sink.video could not write {out.path} (disk full or removed?)")
         self.written.append(out.path)
         files = self.context.report.setdefault("files", [])
         files.append({"path": str(out.path), "frames": out.frames})
@@ -134,5 +142,20 @@ class VideoSink(Stage[VideoSinkOptions]):
         return []
 
     def close(self) -> None:
+        failed: OutputError | None = None
         for source in list(self._outputs):
-            self._finish(source)
+            try:
+                self._finish(source)
+            except OutputError as exc:  # close the other files all the same
+                failed = failed or exc
+        if failed is not None:
+            raise failed
+
+
+def _readable(path: Path) -> bool:
+    """Whether a written video opens and announces frames (its index made it to disk)."""
+    cap = cv2.VideoCapture(str(path))
+    try:
+        return cap.isOpened() and cap.get(cv2.CAP_PROP_FRAME_COUNT) > 0
+    finally:
+        cap.release()

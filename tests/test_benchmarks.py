@@ -37,7 +37,9 @@ def test_library_packages_hold_no_benchmark_code():
         assert importlib.util.find_spec(gone) is None, gone
 
 
-@pytest.mark.parametrize("name", ["transport", "pipeline", "models", "trackers", "classify"])
+@pytest.mark.parametrize(
+    "name", ["transport", "pipeline", "models", "trackers", "classify", "serve", "soak", "events"]
+)
 def test_every_benchmark_module_has_run(name):
     import importlib
 
@@ -64,3 +66,24 @@ def test_bench_pipeline_sets_the_pipeline_beside_a_sequential_loop(tmp_path, cap
     assert [r["x_sequential"] for r in rows][0] == 1.0 and rows[1]["x_sequential"] > 0
     assert all(r["frames"] == 3 for r in rows)
     assert "x_sequential" in capsys.readouterr().out
+
+
+def test_bench_soak_samples_memory_threads_fds_and_latency(tmp_path, capsys):
+    import json
+
+    from pipeline.cli import main
+
+    repo = Path(__file__).resolve().parents[1]
+    out = tmp_path / "soak.json"
+    argv = ["-q", "bench", "soak", str(repo / "tests" / "data" / "configs" / "faces_jsonl.yaml")]
+    argv += ["--source", str(repo / "samples" / "face_male_smiling.mp4"), "--minutes", "0.1"]
+    argv += ["--interval", "2", "--output", str(tmp_path / "run"), "--json", str(out)]
+    assert main(argv) == 0
+    result = json.loads(out.read_text())
+    assert len(result["samples"]) >= 2
+    first = result["samples"][0]
+    assert (
+        first["rss_mb"] > 10 and first["threads"] >= 2 and first["fds"] >= 3 and first["latency_ms_p99"] > 0
+    )
+    assert set(result["growth"]) >= {"rss", "threads", "fds", "latency_p99"}
+    assert "growth (last / first after warm-up)" in capsys.readouterr().out

@@ -21,6 +21,7 @@ from pipeline.errors import ModelError
 
 YUNET = "face_detection/yunet/face_detection_yunet_2023mar.onnx"
 EXPECTED_MODELS = {
+    "faceapi-age-gender",
     "yunet",
     "blazeface-short-range",
     "blazeface-full-range",
@@ -82,6 +83,10 @@ def test_catalog_lists_every_manifest_model_with_typed_fields() -> None:
     assert ssd.formats[1].outputs[0].dequantize == (0.07902787625789642, 191)
     assert catalog.get("ssrnet-age-imdb").licence.training_data_flag
     assert catalog.get("blazeface").variant == "short_range"
+    faceapi = catalog.get("faceapi")  # alias
+    assert faceapi.licence.training_data_flag and faceapi.formats[0].input.colour == "RGB"
+    assert (faceapi.formats[0].input.crop_margin, faceapi.formats[0].input.crop_square) == (0.0, True)
+    assert catalog.get("yunet").formats[0].input.max_scale == 1.0
 
 
 @pytest.mark.model

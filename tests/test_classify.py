@@ -2,8 +2,11 @@
 arrays, then the real models on real faces from ../shared/media.
 
 Reference values (../shared/models/MANIFEST.md sections 2-3): the astronaut (Eileen Collins, about
-42 when photographed) reads 37.5 years on the Intel net and 32.4 on SSR-Net; both nets are off by
-5-10 years on her, and per-frame jitter of a few years comes on top, so ages are checked to ±15.
+42 when photographed) reads 37.5 years on the Intel net at a 10 % margin and 32.4 on SSR-Net; both
+nets are off by 5-10 years on her, and per-frame jitter of a few years comes on top, so ages are
+checked to ±15. At its tight crop (chosen on the labelled eval sets, where it cuts FairFace's
+gender errors from 34 % to 21 %) the Intel net reads her 26: it squeezes ages towards 20-45 (on
+UTKFace it is 19 years low in the 60s, 27 in the 70s), so its age is checked to ±20 here.
 """
 
 from __future__ import annotations
@@ -22,9 +25,23 @@ from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
 from stages.attribute_smoothing import TrackSmoother, hysteresis_label, robust_value, window_mean
-from stages.classify import canonical_emotions, intel_age_gender, probs_dict, ssrnet_age_gender
+from stages.classify import canonical_emotions, probs_dict
+from stages.classify_age_gender import (
+    INTEL_AGE_GENDER,
+    faceapi_age_gender,
+    intel_age_gender,
+    ssrnet_age_gender,
+)
 from stages.classify_keras import class_probabilities, normalise_crops
-from stages.face_crops import CropBatch, as_bgr, crop_boxes, merge_column, select_rows
+from stages.face_crops import (
+    CropBatch,
+    aligned_crop,
+    as_bgr,
+    crop_boxes,
+    eye_angles,
+    merge_column,
+    select_rows,
+)
 from stages.render import format_label
 
 # ------------------------------------------------------------------------------- crops (pure)
@@ -49,6 +66,29 @@ def test_crops_at_the_frame_edge_are_clamped_and_off_frame_boxes_are_empty():
     assert rects[1].tolist() == [86, 85, 100, 100]
     assert rects[2].tolist() == [0, 0, 0, 0]  # off the frame
     assert rects[3].tolist() == [0, 0, 0, 0]  # 1 px of the box inside: its margin alone is not a face
+
+
+def test_aligned_crops_level_the_eyes():
+    """A face rolled by 30 degrees comes out upright: its two eye dots on one row."""
+    image = np.zeros((200, 200, 3), np.uint8)
+    centre, angle = np.array([100.0, 100.0]), np.radians(30)
+    eyes = centre + np.array([[-30, 0], [30, 0]]) @ np.array(
+        [[np.cos(angle), np.sin(angle)], [-np.sin(angle), np.cos(angle)]]
+    )
+    for x, y in eyes:
+        cv2.circle(image, (round(x), round(y)), 4, (255, 255, 255), -1)
+    landmarks = np.zeros((1, 5, 2), np.float32)
+    landmarks[0, :2] = eyes
+    assert eye_angles(landmarks, 1) == pytest.approx([30.0], abs=0.01)
+    assert eye_angles(None, 2).tolist() == [0.0, 0.0]
+    crop = aligned_crop(image, np.array([50, 50, 150, 150]), float(eye_angles(landmarks, 1)[0]))
+    assert crop.shape == (100, 100, 3)
+    ys, xs = np.nonzero(crop[:, :, 0] > 128)
+    assert ys.max() - ys.min() <= 10 and xs.max() - xs.min() >= 60  # level, ~60 px apart
+    det = Detections.create([[50, 50, 150, 150]], label=["face"], attributes={"landmarks": landmarks})
+    batch = CropBatch()
+    batch.add(0, image, det, np.array([0]), 0.0, square=True, align=True)
+    assert np.array_equal(batch.crops[0], crop)
 
 
 def test_as_bgr_accepts_gray_and_bgra():
@@ -119,6 +159,22 @@ def test_track_label_changes_only_when_the_evidence_does():
     assert labels == [0, 0, 1, 1]  # sustained: switches once the window average beats happy by > 0.2
 
 
+def test_a_wrong_first_reading_is_not_locked_in():
+    """Issue 14: a track whose first frame read male by a wide margin and every later frame
+    female by a narrow one (0.6 : 0.4, no more than switch_margin) must end up female."""
+    smoother = TrackSmoother(window=4, switch_margin=0.2, forget_after=10)
+    male, female = np.array([0.1, 0.9]), np.array([0.6, 0.4])  # [P(female), P(male)]
+    labels = [
+        smoother.probabilities(("cam", 1), "gender", p, t)[0] for t, p in enumerate([male] + [female] * 8)
+    ]
+    assert labels[:4] == [1, 1, 1, 1]  # the average still favours male while the window fills
+    assert labels[-1] == 0 and labels.index(0) <= 7  # a lead kept for a whole window wins
+    warm = TrackSmoother(window=4, switch_margin=0.2)
+    clear = np.array([0.95, 0.05])
+    early = [warm.probabilities(("cam", 2), "gender", p, t)[0] for t, p in enumerate([male, clear])]
+    assert early == [1, 0]  # before the window is full the label is the average's top class
+
+
 def test_track_age_is_the_window_median_and_tracks_are_independent():
     smoother = TrackSmoother(window=3)
     ages = [smoother.value(("cam", 1), "age", a, t) for t, a in enumerate([30, 80, 32, 31])]
@@ -155,6 +211,11 @@ def test_age_gender_decoders():
     assert age.tolist() == pytest.approx([37.5]) and probs[0].tolist() == pytest.approx([0.93, 0.07])
     age, probs = ssrnet_age_gender(np.array([[32.4], [20.0]]), np.array([[0.0], [1.2]]))
     assert age.tolist() == pytest.approx([32.4, 20.0]) and probs.tolist() == [[1.0, 0.0], [0.0, 1.0]]
+    # face-api.js: unbounded age (clipped to 0..100), softmax [male, female] -> [female, male]
+    age, probs = faceapi_age_gender(
+        np.array([[39.0], [-3.0], [130.0]]), np.array([[0.986, 0.014], [0.2, 0.8], [0.5, 0.5]])
+    )
+    assert age.tolist() == [39.0, 0.0, 100.0] and probs[:2].tolist() == [[0.014, 0.986], [0.8, 0.2]]
 
 
 def test_keras_preprocessing_and_sigmoid_outputs():
@@ -286,7 +347,7 @@ def two_faces(media, face_detector) -> list[Frame]:
 
 
 EMOTION_MODELS = ["emotions-recognition-retail-0003", "fer2013-mini-xception"]
-AGE_GENDER_MODELS = ["age-gender-recognition-retail-0013", "ssrnet"]
+AGE_GENDER_MODELS = ["age-gender-recognition-retail-0013", "ssrnet", "faceapi-age-gender", "intel+faceapi"]
 
 
 @pytest.fixture(scope="module", params=EMOTION_MODELS)
@@ -318,14 +379,18 @@ def test_a_clearly_smiling_face_reads_happy(emotion, stills, name):
 @pytest.mark.model
 def test_labelled_stills_get_the_right_gender_and_a_plausible_age(age_gender, stills):
     out = {k: _attrs(age_gender.process(f)) for k, f in stills.items()}
-    assert {k: a["gender"] for k, a in out.items()} == {
+    expected = {
         "astronaut": "female",
         "man_happy": "male",
         "woman_happy": "female",
         "woman_neutral": "female",
     }
+    if age_gender.family == INTEL_AGE_GENDER:  # known limitation on this one man: see test_intel_reads_...
+        expected.pop("man_happy")
+    assert {k: out[k]["gender"] for k in expected} == expected
     assert all(0.5 <= a["gender_score"] <= 1 for a in out.values())
-    assert abs(out["astronaut"]["age"] - 42) <= 15  # see the module docstring for the tolerance
+    tolerance = 20 if age_gender.family == INTEL_AGE_GENDER else 15  # see the module docstring
+    assert abs(out["astronaut"]["age"] - 42) <= tolerance
 
 
 def _majority(values) -> tuple[str, float]:
@@ -338,27 +403,56 @@ def _majority(values) -> tuple[str, float]:
     "model",
     [
         "age-gender-recognition-retail-0013",
+        "intel+faceapi",
         pytest.param(
             "ssrnet",
             marks=pytest.mark.xfail(
                 strict=True,
                 reason=(
                     "known model limitation: SSR-Net (IMDB) reads the strongly tilted woman on the left as male on "
-                    "~80 % of frames at every margin tried (0-40 %, square or not); it is right on every other labelled face"
+                    "most frames at every crop tried (0-40 %, square or not, eyes levelled or not)"
                 ),
+            ),
+        ),
+        pytest.param(
+            "faceapi-age-gender",
+            marks=pytest.mark.xfail(
+                strict=True,
+                reason="known model limitation: face-api.js reads the man on the right female on ~60 % of frames",
             ),
         ),
     ],
 )
 def test_two_face_clip_left_is_female_right_is_male(model, two_faces):
-    stage = _stage("classify.age_gender", model=model, backend="openvino", smoothing=False)
-    out = stage.process_batch(two_faces)
-    assert _majority([f.detections.attributes["gender"][1] for f in out]) == (
-        "male",
-        pytest.approx(1, abs=0.1),
+    """Per frame the majority is right; smoothed per track (ids by position, as a tracker would
+    give), every frame is right: a wrong early reading is not locked in (issue 14)."""
+    raw = _stage("classify.age_gender", model=model, backend="openvino", smoothing=False).process_batch(
+        two_faces
     )
-    label, share = _majority([f.detections.attributes["gender"][0] for f in out])
-    assert label == "female" and share >= 0.9
+    for row, truth in ((0, "female"), (1, "male")):
+        assert _majority([f.detections.attributes["gender"][row] for f in raw])[0] == truth
+    tracked = [f.with_detections(f.detections.with_track_ids([1, 2])) for f in two_faces]
+    smoothed = _stage("classify.age_gender", model=model, backend="openvino").process_batch(tracked)
+    for row, truth in ((0, "female"), (1, "male")):
+        labels = [f.detections.attributes["gender"][row] for f in smoothed]
+        assert labels.count(truth) / len(labels) >= 0.95, labels
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_the_pexels_woman_reads_female_on_every_frame(media, face_detector):
+    """Issue 14: at the old square 30 % crop the Intel net read her male on frames 84-145."""
+    frames = _video_frames(
+        media / "videos/face_woman_emotions_pexels_wolfganglanger.mp4", face_detector, every=2
+    )
+    tracked = [f.with_detections(f.detections.with_track_ids([1] * len(f.detections))) for f in frames]
+    stage = _stage("classify.age_gender", model="age-gender-recognition-retail-0013", backend="openvino")
+    labels = [_attrs(f)["gender"] for f in stage.process_batch(tracked) if len(f.detections)]
+    assert len(labels) >= 200 and labels.count("female") == len(labels)
+    old = _stage(
+        "classify.age_gender", model="age-gender-recognition-retail-0013", margin=0.3, smoothing=False
+    )
+    assert [_attrs(f)["gender"] for f in old.process_batch(frames) if len(f.detections)].count("male") >= 20
 
 
 @pytest.mark.model
@@ -371,18 +465,38 @@ def test_bgr_order_matters_an_rgb_mistake_flips_gender(two_faces):
     assert _majority(right)[0] == "female" and _majority(wrong)[0] == "male"
 
 
+@pytest.fixture(scope="module")
+def smiling_man(media, face_detector) -> list[Frame]:
+    return _video_frames(media / "videos/face_headpose_male_smiling_intel.mp4", face_detector, every=3)
+
+
 @pytest.mark.model
-def test_intel_age_gender_needs_the_square_30_percent_crop(media, face_detector):
-    """Why CROP_OVERRIDES exists: at the catalog's 10 % margin the Intel net calls the smiling man female."""
-    frames = _video_frames(media / "videos/face_headpose_male_smiling_intel.mp4", face_detector, every=3)
-    tight = _stage(
-        "classify.age_gender", model="age-gender-recognition-retail-0013", margin=0.1, square=False
-    )
-    default = _stage("classify.age_gender", model="age-gender-recognition-retail-0013")
-    assert (default.margin, default.square) == (0.3, True)
-    assert _majority([_attrs(f)["gender"] for f in tight.process_batch(frames)])[0] == "female"
-    label, share = _majority([_attrs(f)["gender"] for f in default.process_batch(frames)])
+def test_default_crops_are_the_measured_ones(smiling_man):
+    """The catalog crops chosen by `vigil eval attributes` (README, "Face attributes")."""
+    crops = {
+        model: (s.margin, s.square, s.align)
+        for model in ("age-gender-recognition-retail-0013", "faceapi-age-gender", "ssrnet")
+        for s in [_stage("classify.age_gender", model=model, backend="openvino")]
+    }
+    assert crops == {
+        "age-gender-recognition-retail-0013": (0.0, True, False),
+        "faceapi-age-gender": (0.0, True, False),
+        "ssrnet": (0.25, True, True),
+    }
+    ensemble = _stage("classify.age_gender", model="intel+faceapi", smoothing=False)
+    label, share = _majority([_attrs(f)["gender"] for f in ensemble.process_batch(smiling_man)])
     assert label == "male" and share >= 0.9
+
+
+@pytest.mark.model
+@pytest.mark.xfail(
+    strict=True,
+    reason="known model limitation: at every crop but the square 30 % one (tuned on this clip, and 13 points "
+    "worse on FairFace gender) the Intel net reads this man female on most frames; intel+faceapi reads him male",
+)
+def test_intel_reads_the_smiling_man_male(smiling_man):
+    stage = _stage("classify.age_gender", model="age-gender-recognition-retail-0013", smoothing=False)
+    assert _majority([_attrs(f)["gender"] for f in stage.process_batch(smiling_man)])[0] == "male"
 
 
 @pytest.mark.model
@@ -460,6 +574,7 @@ def test_run_summary_lists_what_ran(age_gender):
     models = age_gender.context.report["models"]
     assert {m["model"] for m in models} <= {
         "age-gender-recognition-retail-0013",
+        "faceapi-age-gender",
         "ssrnet-age-imdb",
         "ssrnet-gender-imdb",
     }

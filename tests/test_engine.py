@@ -71,12 +71,12 @@ def test_sources_added_and_removed_while_running(tmp_path: Path) -> None:
         # a's video is closed and readable while the pipeline goes on with b
         a_video = tmp_path / "video_a.mp4"
         assert _video_frames(a_video) >= 10
-        b_before = seen["b"]
-        for frame in frames:
-            assert frame.source == "b", "a removed source sent more frames"
-            seen["b"] += 1
+        b_before, a_total = seen["b"], _video_frames(a_video)
+        for frame in frames:  # a's frames made before its removal may still be on their way to us
+            seen[frame.source] += 1
             if seen["b"] >= b_before + 10:
                 break
+        assert seen["a"] <= a_total, "a removed source sent more frames"
         with pytest.raises(ConfigError, match="no running source"):
             run.remove_source("a")
         run.stop()

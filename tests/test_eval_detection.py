@@ -19,13 +19,8 @@ import pytest
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from pipeline.evaluation.detection import (
-    DetectionSet,
-    evaluate_detections,
-    evaluate_paths,
-    load_coco,
-    load_jsonl,
-)
+from pipeline.evaluation.detection import DetectionSet, evaluate_detections
+from pipeline.evaluation.detection_io import evaluate_paths, load_coco, load_jsonl
 from pipeline.frame import Detections
 
 DATA = Path(__file__).parent / "data" / "eval"
@@ -113,11 +108,11 @@ def _dump(value: Any) -> str:
     return json.dumps(value, separators=(",", ":")) + "\n"
 
 
-def _pycocotools(max_dets: int = 100) -> dict[str, Any]:
+def _pycocotools(max_dets: int = 100, gt_json: Path = GT_JSON, pred_json: Path = PRED_JSON) -> dict[str, Any]:
     """The reference numbers, read from COCOeval's accumulated arrays."""
     with contextlib.redirect_stdout(io.StringIO()):
-        gt = COCO(str(GT_JSON))
-        ev = COCOeval(gt, gt.loadRes(str(PRED_JSON)), "bbox")
+        gt = COCO(str(gt_json))
+        ev = COCOeval(gt, gt.loadRes(str(pred_json)), "bbox")
         ev.params.maxDets = [1, 10, max_dets]
         ev.evaluate()
         ev.accumulate()
@@ -176,7 +171,7 @@ def test_jsonl_loader_gives_the_same_report(tmp_path: Path) -> None:
     assert from_jsonl.map == pytest.approx(from_coco.map, abs=1e-4)
     assert from_jsonl.to_dict()["per_class"].keys() == from_coco.to_dict()["per_class"].keys()
     assert "kite" in from_jsonl.format().splitlines()[-1]
-    with pytest.raises(ValueError, match="both"):
+    with pytest.raises(ValueError, match="needs vigil JSONL"):
         evaluate_paths(gt_path, PRED_JSON)
 
 
@@ -251,15 +246,60 @@ def test_empty_ground_truth_and_json_form() -> None:
     assert as_json["map"] is None and as_json["unmatched_labels"] == ["x"]
 
 
-def test_crowd_annotations_are_refused(tmp_path: Path) -> None:
-    gt = {
-        "images": [{"id": 1}],
-        "categories": [{"id": 1, "name": "p"}],
-        "annotations": [{"id": 1, "image_id": 1, "category_id": 1, "bbox": [0, 0, 5, 5], "iscrowd": 1}],
-    }
-    (tmp_path / "gt.json").write_text(json.dumps(gt))
-    with pytest.raises(ValueError, match="iscrowd"):
-        load_coco(tmp_path / "gt.json")
+def _with_crowds(tmp_path: Path) -> Path:
+    """The fixture plus crowd regions: over the false positives of the image without ground
+    truth, over a row of (duplicated) cars, and a class ("kite") annotated only as a crowd."""
+    gt, _ = make_fixture()
+    crowds = [(42, 1, [0, 0, 640, 480]), (4, 3, [0, 290, 160, 80]), (11, 38, [0, 0, 320, 240])]
+    for image_id, cat, bbox in crowds:
+        gt["annotations"].append(
+            {"id": 1000 + image_id, "image_id": image_id, "category_id": cat, "bbox": bbox,
+             "area": float(bbox[2] * bbox[3]), "iscrowd": 1}
+        )  # fmt: skip
+    path = tmp_path / "gt_crowd.json"
+    path.write_text(_dump(gt))
+    return path
+
+
+@pytest.mark.parametrize("max_dets", [100, 5])
+def test_crowd_regions_match_pycocotools(tmp_path: Path, max_dets: int) -> None:
+    gt_json = _with_crowds(tmp_path)
+    expected = _pycocotools(max_dets, gt_json)
+    report = evaluate_detections(*load_coco(gt_json, PRED_JSON), max_dets=max_dets)
+    plain = evaluate_detections(*load_coco(GT_JSON, PRED_JSON), max_dets=max_dets)
+    assert report.map == pytest.approx(expected["map"], abs=1e-4)
+    assert report.ap50 == pytest.approx(expected["ap50"], abs=1e-4)
+    assert report.recall == pytest.approx(expected["recall"], abs=1e-4)
+    assert {c.label: c.ap for c in report.per_class} == pytest.approx(expected["per_class"], abs=1e-4)
+    assert report.map > plain.map  # detections on crowds are no longer false positives
+    assert "kite" not in {c.label for c in report.per_class}  # a crowd alone does not make a class
+
+
+def test_jsonl_from_an_image_folder_matches_coco_by_file_name(tmp_path: Path) -> None:
+    """`vigil run` on a COCO image folder + `vigil eval detect --gt coco.json --pred results.jsonl`."""
+    coco = json.loads(GT_JSON.read_text())
+    names = {c["id"]: c["name"] for c in coco["categories"]}
+    files = {im["id"]: im["file_name"] for im in coco["images"]}
+    preds = json.loads(PRED_JSON.read_text())
+    lines = []
+    for seq, (image_id, name) in enumerate(sorted(files.items(), key=lambda kv: kv[1])):
+        dets = [
+            {"box": [x, y, x + w, y + h], "score": p["score"], "label": names[p["category_id"]],
+             "class_id": 0, "track_id": None, "attributes": {}}
+            for p in preds if p["image_id"] == image_id for x, y, w, h in [p["bbox"]]
+        ]  # fmt: skip
+        lines.append({"source": "coco", "seq": seq, "pts": 0.0, "file": name, "detections": dets})
+    path = tmp_path / "results.jsonl"
+    path.write_text("".join(_dump(line) for line in lines))
+    by_file, reference = evaluate_paths(GT_JSON, path), _pycocotools()
+    assert by_file.map == pytest.approx(reference["map"], abs=1e-4)
+    assert by_file.ap50 == pytest.approx(reference["ap50"], abs=1e-4)
+    path.write_text(_dump({**lines[0], "file": "elsewhere.jpg"}))
+    with pytest.raises(ValueError, match="not an image of the ground truth"):
+        evaluate_paths(GT_JSON, path)
+    path.write_text(_dump({k: v for k, v in lines[0].items() if k != "file"}))
+    with pytest.raises(ValueError, match="has no `file`"):
+        evaluate_paths(GT_JSON, path)
 
 
 if __name__ == "__main__" and "--write" in sys.argv:

@@ -90,6 +90,15 @@ def test_letterbox_non_square_canvas_and_same_size() -> None:
     assert (canvas[:5] == image).all() and (canvas[5:] == 114).all()
 
 
+def test_letterbox_max_scale_pads_small_images_without_enlarging() -> None:
+    """YuNet (catalog max_scale 1) misses faces that fill a small image once it is blown up to 640."""
+    image = np.full((192, 192, 3), 9, np.uint8)
+    canvas, box = letterbox(image, (640, 640), pad_value=0, max_scale=1.0)
+    assert box == Letterbox(scale=1.0, pad_x=0.0, pad_y=0.0)
+    assert (canvas[:192, :192] == 9).all() and (canvas[192:] == 0).all() and (canvas[:, 192:] == 0).all()
+    assert letterbox(np.zeros((1280, 1280, 3), np.uint8), (640, 640), max_scale=1.0)[1].scale == 0.5
+
+
 # -- small helpers ---------------------------------------------------------------------------
 
 

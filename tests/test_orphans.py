@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 from processes import HAVE_PROC, alive, children
 
-from pipeline.runner import RUN_DIR_PREFIX, remove_stale_run_dirs
+from pipeline.rundir import RUN_DIR_PREFIX, remove_stale_run_dirs
 
 REPO = Path(__file__).resolve().parents[1]
 PIPELINE = """

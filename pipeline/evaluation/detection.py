@@ -1,25 +1,25 @@
 """COCO-style detection AP (the pycocotools bbox protocol) over vigil `Detections`.
 
-Matches pycocotools `COCOeval` (iouType "bbox", area range "all", iscrowd=0): per image and
-class, detections sorted by score (stable) and cut to `max_dets` are greedily matched to the
-unmatched ground-truth box of highest IoU >= t; precision is made monotone and sampled at 101
-recall points. Classes are compared by label; a class with no ground truth does not count.
+Matches pycocotools `COCOeval` (iouType "bbox", area range "all"): per image and class,
+detections sorted by score (stable) and cut to `max_dets` are greedily matched to the unmatched
+ground-truth box of highest IoU >= t; precision is made monotone and sampled at 101 recall
+points. Crowd regions (a ground-truth `iscrowd` attribute of 1) are pycocotools' "ignore"
+boxes: their IoU is the intersection over the detection's own area, any number of detections
+may match one, and a detection matched to a crowd (and to no regular box) counts neither as a
+true nor as a false positive. Classes are compared by label; a class with no regular ground
+truth does not count. Loading files: `pipeline.evaluation.detection_io`.
 """
 
 from __future__ import annotations
 
-import json
 import math
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import asdict, dataclass, field
-from os import PathLike
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from models.geometry import box_iou, xywh_to_xyxy
-from pipeline.evaluation.records import read_frame_records
+from models.geometry import box_iou
 from pipeline.frame import Detections
 
 COCO_IOU_THRESHOLDS: tuple[float, ...] = tuple(np.linspace(0.5, 0.95, 10).tolist())  # pycocotools' values
@@ -33,8 +33,9 @@ ImageKey = int | str | tuple[str, int]
 class DetectionSet:
     """Boxes per image: image key -> `Detections` (xyxy pixels; `label` names the class).
 
-    Keys are COCO image ids (`load_coco`) or (source, seq) (`load_jsonl`); ground truth and
-    predictions must use the same keys. The ground truth's keys define the evaluated images.
+    Keys are COCO image ids or (source, seq) of vigil JSONL (`pipeline.evaluation.detection_io`);
+    ground truth and predictions must use the same keys. The ground truth's keys define the
+    evaluated images; ground truth may mark crowd regions with an `iscrowd` attribute (1).
     """
 
     images: Mapping[ImageKey, Detections] = field(default_factory=dict)
@@ -112,8 +113,21 @@ def _nan_to_none(value: Any) -> Any:
     return value
 
 
-def _match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
-    """Greedy COCO matching of score-sorted detections (rows of `ious`) -> matched (T, D) bool."""
+def crowd_iou(xyxy: np.ndarray, crowd_xyxy: np.ndarray) -> np.ndarray:
+    """(D, G) intersection over the detection's area (pycocotools' IoU against a crowd region)."""
+    d = np.asarray(xyxy, np.float64).reshape(-1, 1, 4)
+    g = np.asarray(crowd_xyxy, np.float64).reshape(1, -1, 4)
+    w = np.clip(np.minimum(d[..., 2], g[..., 2]) - np.maximum(d[..., 0], g[..., 0]), 0, None)
+    h = np.clip(np.minimum(d[..., 3], g[..., 3]) - np.maximum(d[..., 1], g[..., 1]), 0, None)
+    area = (d[..., 2] - d[..., 0]) * (d[..., 3] - d[..., 1])
+    return np.divide(w * h, area, out=np.zeros(w.shape), where=area > 0)
+
+
+def _match(
+    ious: np.ndarray, thresholds: np.ndarray, crowd_ious: np.ndarray | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """Greedy COCO matching of score-sorted detections (rows of `ious`) -> (matched, ignored),
+    both (T, D) bool: ignored = matched to no regular box but to a crowd region (`crowd_ious`)."""
     n_det, n_gt = ious.shape
     taken = np.zeros((len(thresholds), n_gt), bool)
     matched = np.zeros((len(thresholds), n_det), bool)
@@ -125,14 +139,20 @@ def _match(ious: np.ndarray, thresholds: np.ndarray) -> np.ndarray:
         ok = np.isfinite(candidates.max(axis=1))
         taken[rows[ok], best[ok]] = True
         matched[:, d] = ok
-    return matched
+    ignored = np.zeros_like(matched)
+    if crowd_ious is not None and crowd_ious.size:
+        ignored = ~matched & (crowd_ious.max(axis=1)[None, :] >= limits)
+    return matched, ignored
 
 
-def _precision(scores: np.ndarray, matched: np.ndarray, num_gt: int) -> tuple[np.ndarray, np.ndarray]:
-    """(T, 101) interpolated precision and (T,) final recall of one class over all images."""
+def _precision(
+    scores: np.ndarray, matched: np.ndarray, ignored: np.ndarray, num_gt: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """(T, 101) interpolated precision and (T,) final recall of one class over all images;
+    `ignored` detections (on crowd regions) count neither way."""
     order = np.argsort(-scores, kind="mergesort")
-    tp = np.cumsum(matched[:, order], axis=1, dtype=np.float64)
-    fp = np.cumsum(~matched[:, order], axis=1, dtype=np.float64)
+    tp = np.cumsum((matched & ~ignored)[:, order], axis=1, dtype=np.float64)
+    fp = np.cumsum((~matched & ~ignored)[:, order], axis=1, dtype=np.float64)
     if tp.shape[1] == 0:
         return np.zeros((len(matched), len(_RECALL_POINTS))), np.zeros(len(matched))
     recall = tp / num_gt
@@ -164,7 +184,7 @@ def evaluate_detections(
     """
     thresholds = np.asarray(iou_thresholds, np.float64)
     keys = sorted(gt.images)  # pycocotools walks image ids in sorted order; ties depend on it
-    gt_labels = {str(x) for d in gt.images.values() for x in d.label}
+    gt_labels = {str(x) for d in gt.images.values() for x in d[~_crowd_mask(d)].label}
     pred_labels = {str(x) for k in keys for x in pred.images.get(k, Detections.empty()).label}
     per_class, precisions, recalls = [], [], []
     for label in sorted(gt_labels):
@@ -188,6 +208,14 @@ def evaluate_detections(
     )
 
 
+def _crowd_mask(det: Detections) -> np.ndarray:
+    """Rows of ground truth marked `iscrowd` (a missing or None value is a regular box)."""
+    column = det.attributes.get("iscrowd")
+    if column is None:
+        return np.zeros(len(det), bool)
+    return np.array([bool(v) for v in column], bool)
+
+
 def _class_ap(
     label: str,
     keys: Sequence[ImageKey],
@@ -197,17 +225,23 @@ def _class_ap(
     max_dets: int,
 ) -> tuple[ClassAP, np.ndarray, np.ndarray]:
     """One class over all images: its `ClassAP`, sampled precision (T, 101) and recall (T,)."""
-    scores, matches, num_gt = [], [], 0
+    scores, matches, ignores, num_gt = [], [], [], 0
     for key in keys:
         g = gt.images[key]
         g = g[g.label == label]
+        crowd = _crowd_mask(g)
         d = pred.images.get(key, Detections.empty())
         d = d[d.label == label]
         d = d[np.argsort(-d.score, kind="mergesort")[:max_dets]]
-        num_gt += len(g)
+        num_gt += int((~crowd).sum())
         scores.append(d.score)
-        matches.append(_match(box_iou(d.xyxy, g.xyxy, np.float64), thresholds))
-    sampled, recall = _precision(np.concatenate(scores), np.concatenate(matches, axis=1), num_gt)
+        ious = box_iou(d.xyxy, g.xyxy[~crowd], np.float64)
+        matched, ignored = _match(ious, thresholds, crowd_iou(d.xyxy, g.xyxy[crowd]))
+        matches.append(matched)
+        ignores.append(ignored)
+    sampled, recall = _precision(
+        np.concatenate(scores), np.concatenate(matches, axis=1), np.concatenate(ignores, axis=1), num_gt
+    )
     ap_t = sampled.mean(axis=1)
     ap = ClassAP(
         label,
@@ -219,80 +253,3 @@ def _class_ap(
         sum(len(s) for s in scores),
     )
     return ap, sampled, recall
-
-
-def _group(records: Iterable[tuple[ImageKey, dict[str, Any]]], keys: Iterable[ImageKey]) -> DetectionSet:
-    """(image key, record) pairs -> DetectionSet; every key in `keys` gets an entry."""
-    grouped: dict[ImageKey, list[dict[str, Any]]] = {k: [] for k in keys}
-    for key, record in records:
-        grouped.setdefault(key, []).append(record)
-    return DetectionSet({k: Detections.from_records(v) for k, v in grouped.items()})
-
-
-def load_coco(
-    gt_json: str | PathLike[str], pred_json: str | PathLike[str] | None = None
-) -> tuple[DetectionSet, DetectionSet]:
-    """Load a COCO ground-truth file (and optionally a COCO results file) as `DetectionSet`s.
-
-    gt_json: {"images": [{"id"}...], "annotations": [{"image_id", "category_id", "bbox": [x, y,
-    w, h], "iscrowd"}...], "categories": [{"id", "name"}...]}; every listed image is evaluated.
-    pred_json: a results list [{"image_id", "category_id", "bbox", "score"}...]. Keys are the image
-    ids; labels are the category names (ids without a name keep `str(id)`). Crowd annotations
-    (iscrowd=1) are not supported and raise ValueError. Without pred_json the second set is empty.
-    """
-    coco = json.loads(Path(gt_json).read_text(encoding="utf-8"))
-    names = {c["id"]: str(c["name"]) for c in coco.get("categories", [])}
-    if any(a.get("iscrowd", 0) for a in coco["annotations"]):
-        raise ValueError(f"{gt_json}: crowd annotations (iscrowd=1) are not supported")
-
-    def records(anns: Iterable[dict[str, Any]]) -> Iterable[tuple[ImageKey, dict[str, Any]]]:
-        for a in anns:
-            box = xywh_to_xyxy(a["bbox"])[0].tolist()
-            cat = a["category_id"]
-            yield (
-                a["image_id"],
-                {
-                    "box": box,
-                    "score": a.get("score", 1.0),
-                    "class_id": cat,
-                    "label": names.get(cat, str(cat)),
-                },
-            )
-
-    image_ids = [im["id"] for im in coco["images"]]
-    gt = _group(records(coco["annotations"]), image_ids)
-    preds = json.loads(Path(pred_json).read_text(encoding="utf-8")) if pred_json is not None else []
-    return gt, _group(records(preds), ())
-
-
-def load_jsonl(path: str | PathLike[str]) -> DetectionSet:
-    """Load vigil's JSONL results (`sink.jsonl`) as a `DetectionSet` keyed by (source, seq).
-
-    Each line: {"source", "seq", "pts", "detections": [{"box": [x1, y1, x2, y2], "score", "label",
-    "class_id", "track_id", "attributes"}...]}. Every line is an image (with no detections, an
-    empty one), so a hand-labelled JSONL works as ground truth. A detection without a label is
-    named `str(class_id)`. A repeated (source, seq) adds to that image.
-    """
-    pairs: list[tuple[ImageKey, dict[str, Any]]] = []
-    keys: list[ImageKey] = []
-    for source, seq, detections in read_frame_records(path):
-        key = (source, seq)
-        keys.append(key)
-        for det in detections:
-            pairs.append((key, {**det, "label": det.get("label") or str(det.get("class_id", 0))}))
-    return _group(pairs, keys)
-
-
-def evaluate_paths(
-    gt_path: str | PathLike[str], pred_path: str | PathLike[str], **options: Any
-) -> DetectionReport:
-    """`vigil eval detect`: load both files by suffix and run `evaluate_detections(**options)`.
-
-    `.jsonl` is vigil JSONL (`load_jsonl`), anything else COCO JSON (`load_coco`: ground truth,
-    then a results list). Both files must be of the same kind, since their image keys differ.
-    """
-    jsonl = [Path(p).suffix.lower() == ".jsonl" for p in (gt_path, pred_path)]
-    if jsonl[0] != jsonl[1]:
-        raise ValueError("ground truth and predictions must both be vigil JSONL or both COCO JSON")
-    gt, pred = (load_jsonl(gt_path), load_jsonl(pred_path)) if jsonl[0] else load_coco(gt_path, pred_path)
-    return evaluate_detections(gt, pred, **options)

@@ -1,0 +1,110 @@
+"""tcp links with ZeroMQ CURVE: a run's own processes talk, a peer with the wrong key (or none)
+gets nothing in and is counted; exposing tcp links without CURVE needs an explicit `insecure`."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from pipeline import Pipeline
+from pipeline.cli import main
+from pipeline.config import config_from_dict
+from pipeline.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+CLIP = REPO / "samples" / "faces_female_and_male.mp4"  # 56 frames
+
+INTRUDER = """
+import json, sys, zmq, zmq.auth
+address, secret = sys.argv[1], sys.argv[2]
+ctx = zmq.Context()
+push = ctx.socket(zmq.PUSH)
+push.setsockopt(zmq.LINGER, 1000)
+push.setsockopt(zmq.SNDTIMEO, 1000)
+if secret != "-":  # a CURVE client with a key of its own, knowing the server's public key
+    public, private = zmq.auth.load_certificate(secret)
+    push.curve_secretkey, push.curve_publickey = private, public
+    push.curve_serverkey = zmq.auth.load_certificate(sys.argv[3])[0]
+push.connect(address)
+sent = 0
+for _ in range(20):
+    try:
+        push.send_multipart([json.dumps({"t": "end", "src": "cam0", "rt": ""}).encode()])
+        sent += 1
+    except zmq.Again:
+        pass
+push.close()
+print(sent)
+"""
+
+
+def _keys(folder: Path, name: str) -> tuple[Path, Path]:
+    assert main(["keys", "gen", str(folder), name]) == 0
+    return folder / f"{name}.key", folder / f"{name}.key_secret"
+
+
+def test_keys_gen_writes_a_private_secret(tmp_path: Path) -> None:
+    public, secret = _keys(tmp_path, "cam")
+    assert public.read_text().count("public-key") == 1 and "secret-key" not in public.read_text()
+    assert "secret-key" in secret.read_text() and secret.stat().st_mode & 0o077 == 0
+
+
+def test_exposed_tcp_links_need_curve_or_an_explicit_insecure(tmp_path: Path) -> None:
+    base: dict[str, Any] = {"version": 1, "stages": [{"id": "out", "kind": "sink.jsonl"}]}
+    with pytest.raises(ConfigError, match="links.host: 0.0.0.0 is reachable from other hosts"):
+        config_from_dict({**base, "links": {"transport": "tcp", "host": "0.0.0.0"}})
+    assert config_from_dict({**base, "links": {"transport": "tcp", "host": "0.0.0.0", "insecure": True}})
+    _, secret = _keys(tmp_path, "run")
+    curve = {"secret_key": str(secret)}
+    assert config_from_dict({**base, "links": {"transport": "tcp", "host": "0.0.0.0", "curve": curve}})
+    assert config_from_dict({**base, "links": {"transport": "tcp"}})  # loopback: no key needed
+
+
+@pytest.mark.slow
+def test_with_curve_only_authorized_keys_get_in(tmp_path: Path) -> None:
+    run_pub, run_secret = _keys(tmp_path / "run", "run")
+    _, stranger_secret = _keys(tmp_path / "stranger", "stranger")
+    authorized = tmp_path / "authorized"
+    authorized.mkdir()
+    (authorized / "run.key").write_text(run_pub.read_text())
+    pipe = {
+        "version": 1,
+        "sources": [{"id": "cam0", "uri": str(CLIP), "realtime": True}],  # ~2 s: time to knock
+        "stages": [
+            {"id": "faces", "kind": "detect.haar", "placement": "process"},  # a worker process over CURVE
+            {"id": "results", "kind": "sink.jsonl", "with": {"path": "results.jsonl"}},
+        ],
+        "links": {
+            "transport": "tcp",
+            "policy": "lossless",  # realtime sources default to latest, which may drop
+            "curve": {"secret_key": str(run_secret), "authorized": str(authorized)},
+        },
+    }
+    run = Pipeline.from_dict(pipe, output_dir=tmp_path / "out")
+    run.start()
+    deadline = time.monotonic() + 60
+    while not (addresses := run.runner.addresses()):
+        assert time.monotonic() < deadline
+        time.sleep(0.02)
+    first = addresses["faces"]
+    for secret, server in ((str(stranger_secret), str(run_pub)), ("-", "-")):  # wrong key; no CURVE at all
+        out = subprocess.run(
+            [sys.executable, "-c", INTRUDER, first, secret, server],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert out.returncode == 0, out.stderr
+    run.run()
+    summary = run.summary
+    assert summary["status"] == "completed", summary["error"]
+    lines = (tmp_path / "out" / "results.jsonl").read_text().splitlines()
+    assert [json.loads(line)["seq"] for line in lines] == list(range(56))  # no forged end got in
+    assert summary["links"]["curve"] is True and summary["links"]["refused"] >= 1
+    assert all(stage["invalid"] == 0 for stage in summary["stages"].values())  # nothing even reached decode
