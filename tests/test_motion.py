@@ -189,6 +189,7 @@ def test_capacity_benchmark_turns_gating_off_for_its_baseline():
     assert next(s for s in config.stages if s.id == "people").options.gate is not None  # not changed
 
 
+@pytest.mark.slow
 def test_capacity_benchmark_runs_real_time_cameras_and_reports_both_configs(tmp_path):
     from benchmarks import capacity
     from pipeline.config import load_config
