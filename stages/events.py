@@ -29,7 +29,9 @@ class EventsOptions(Options):
     objects: bool = Field(True, description="emit object_new / object_update / object_end for tracks")
     analytics: bool = Field(True, description="emit line_cross, zone_enter, zone_leave from analytics.*")
     labels: list[str] | None = Field(None, description="only objects with these labels (default: all)")
-    max_age: int = Field(30, ge=0, description="frames a track may go unseen before its object_end")
+    max_age: int = Field(
+        30, ge=0, le=10_000, description="frames a track may go unseen before its object_end (at most 10000)"
+    )
     dwell_s: float | None = Field(
         None, gt=0, description="seconds (pts) in a zone after which one `dwell` event is sent per visit"
     )
@@ -175,5 +177,7 @@ class EventsStage(Stage[EventsOptions]):
             return []
         ends: list[OutEvent] = []
         if life is not None and self.options.objects:
-            ends = [self._object_event(held, life, seen, ObjectChange("end", t)) for t in sorted(life.objects)]
+            ends = [
+                self._object_event(held, life, seen, ObjectChange("end", t)) for t in sorted(life.objects)
+            ]
         return [self._add(held, ends)]
