@@ -47,7 +47,10 @@ class AnalyticsOptions(Options):
         2, ge=1, description="consecutive frames the anchor must stay there for a change to count"
     )
     max_age: int = Field(
-        30, ge=0, description="frames a track may go unseen before it is forgotten (zones: it exits)"
+        30,
+        ge=0,
+        le=10_000,
+        description="frames a track may go unseen before it is forgotten (zones: it exits; at most 10000)",
     )
 
 

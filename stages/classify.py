@@ -115,7 +115,10 @@ class ClassifyOptions(Options):
         "beats it by this much in the window-averaged probabilities (0..1)",
     )
     forget_after: int = Field(
-        30, ge=1, description="frames a track may go unseen before its smoothing state is dropped"
+        30,
+        ge=1,
+        le=10_000,
+        description="frames a track may go unseen before its smoothing state is dropped (at most 10000)",
     )
 
 

@@ -17,7 +17,7 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
@@ -78,8 +78,10 @@ class KerasOptions(ClassifyOptions):
     backend: Literal["auto", "tensorflow", "openvino"] = Field(
         "auto", description="tensorflow (Keras files); openvino also reads SavedModel folders"
     )
-    input_size: tuple[int, int] | None = Field(
-        None, description="[width, height] the model takes (default: its input shape)"
+    input_size: tuple[Annotated[int, Field(ge=1, le=4096)], Annotated[int, Field(ge=1, le=4096)]] | None = (
+        Field(
+            None, description="[width, height] the model takes (default: its input shape; each at most 4096)"
+        )
     )
     colour: Literal["auto", "bgr", "rgb", "gray"] = Field(
         "auto",

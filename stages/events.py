@@ -29,9 +29,16 @@ class EventsOptions(Options):
     objects: bool = Field(True, description="emit object_new / object_update / object_end for tracks")
     analytics: bool = Field(True, description="emit line_cross, zone_enter, zone_leave from analytics.*")
     labels: list[str] | None = Field(None, description="only objects with these labels (default: all)")
-    max_age: int = Field(30, ge=0, description="frames a track may go unseen before its object_end")
+    max_age: int = Field(
+        30, ge=0, le=10_000, description="frames a track may go unseen before its object_end (at most 10000)"
+    )
     dwell_s: float | None = Field(
         None, gt=0, description="seconds (pts) in a zone after which one `dwell` event is sent per visit"
+    )
+    end_events: bool = Field(
+        True,
+        description="hold each source's newest frame back by one, so objects still tracked when its "
+        "stream ends get their object_end on its last frame (one frame of latency)",
     )
     compare_attributes: list[str] = Field(
         ["emotion", "gender"],
@@ -61,8 +68,16 @@ class EventsStage(Stage[EventsOptions]):
         super().__init__(options, context)
         self._objects: dict[str, ObjectLifecycle] = {}
         self._seen: dict[str, dict[int, _Sighting]] = {}
+        self._held: dict[str, Frame] = {}  # with end_events: each source's newest frame
 
     def process(self, frame: Frame) -> Frame | None:
+        out = self._with_events(frame)
+        if not self.options.end_events:
+            return out
+        previous, self._held[frame.source] = self._held.get(frame.source), out
+        return previous  # None for a source's first frame: it goes on with the next one
+
+    def _with_events(self, frame: Frame) -> Frame:
         o = self.options
         life = self._objects.get(frame.source)
         if life is None:
@@ -94,10 +109,13 @@ class EventsStage(Stage[EventsOptions]):
         life.forget(ended)
         for tid in ended:
             seen.pop(tid, None)
+        return self._add(frame, out)
+
+    def _add(self, frame: Frame, events: list[OutEvent]) -> Frame:
         counts = self.context.report.setdefault("events", {})
-        for e in out:
+        for e in events:
             counts[e.type] = counts.get(e.type, 0) + 1
-        return frame.add_events(e.to_frame_event() for e in out) if out else frame
+        return frame.add_events(e.to_frame_event() for e in events) if events else frame
 
     def _event(
         self, frame: Frame, life: ObjectLifecycle, seen: dict[int, _Sighting], type_: str, tid: int | None
@@ -152,7 +170,14 @@ class EventsStage(Stage[EventsOptions]):
         return replace(event, data={**data, "from_stage": raw.stage})
 
     def end_stream(self, source: str) -> list[Frame]:
-        # No frame is left to carry object_end events: objects still alive are only forgotten.
-        self._objects.pop(source, None)
-        self._seen.pop(source, None)
-        return []
+        """The held last frame goes out with an object_end for every object still tracked."""
+        life, seen = self._objects.pop(source, None), self._seen.pop(source, {})
+        held = self._held.pop(source, None)
+        if held is None:
+            return []
+        ends: list[OutEvent] = []
+        if life is not None and self.options.objects:
+            ends = [
+                self._object_event(held, life, seen, ObjectChange("end", t)) for t in sorted(life.objects)
+            ]
+        return [self._add(held, ends)]

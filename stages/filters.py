@@ -37,7 +37,8 @@ class SketchOptions(Options):
     blur_kernel: int = Field(
         5,
         ge=0,
-        description="Gaussian blur kernel side in px, odd (0 or 1 = no blur); larger = fewer, smoother edges",
+        le=255,
+        description="Gaussian blur kernel side in px, odd (0 or 1 = no blur; at most 255); larger = fewer, smoother edges",
     )
     canny_low: int = Field(
         10, ge=0, le=1000, description="Canny lower hysteresis threshold (gray-level gradient)"

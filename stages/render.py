@@ -172,7 +172,10 @@ class RenderOptions(Options):
     )
     show_events: bool = Field(True, description="draw event geometry (data.line, data.zone) and data.counts")
     trail_length: int = Field(
-        30, ge=0, description="centres kept per track for its trail, in frames (0 = no trails)"
+        30,
+        ge=0,
+        le=1000,
+        description="centres kept per track for its trail, in frames (0 = no trails; at most 1000)",
     )
     colour_by: Literal["class", "track"] = Field(
         "track",

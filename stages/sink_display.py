@@ -45,7 +45,10 @@ class DisplaySinkOptions(Options):
         1280, ge=0, description="shrink wider frames to this width in px for display (0 = never)"
     )
     wait_ms: int = Field(
-        1, ge=1, description="ms to wait for a key press after each frame (OpenCV's waitKey)"
+        1,
+        ge=1,
+        le=10_000,
+        description="ms to wait for a key press after each frame (OpenCV's waitKey; at most 10000)",
     )
 
 

@@ -26,7 +26,10 @@ class TrackOptions(Options):
         0.3, ge=0, le=1, description="minimum IoU (0..1) of a track box and a detection to match"
     )
     max_age: int = Field(
-        30, ge=0, description="frames a confirmed track may go unmatched and still keep its ID"
+        30,
+        ge=0,
+        le=10_000,
+        description="frames a confirmed track may go unmatched and still keep its ID (at most 10000)",
     )
     min_hits: int = Field(3, ge=1, description="matched frames before a track is confirmed and gets an ID")
     class_aware: bool = Field(
@@ -39,7 +42,10 @@ class IouTrackOptions(TrackOptions):
     """Options of `track.iou` (no motion model: fast, for high frame rates)."""
 
     max_age: int = Field(
-        2, ge=0, description="frames a confirmed track may go unmatched (it keeps its last box)"
+        2,
+        ge=0,
+        le=10_000,
+        description="frames a confirmed track may go unmatched (it keeps its last box; at most 10000)",
     )
     matcher: Literal["greedy", "hungarian"] = Field(
         "greedy", description="greedy: best overlaps first (fastest); hungarian: best total overlap"

@@ -305,3 +305,25 @@ def test_with_sources_keeps_options_and_bounds() -> None:
     )
     with pytest.raises(ConfigError, match="at most 64 sources"):
         with_sources(config, ["a.mp4"] * 65)
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "value"),
+    [
+        ("render", "trail_length", 10**9),
+        ("track.sort", "max_age", 10**9),
+        ("track.iou", "max_age", 10**9),
+        ("analytics.zone", "max_age", 10**9),
+        ("filter.sketch", "blur_kernel", 10**6),
+        ("sink.display", "wait_ms", 10**9),
+        ("events", "max_age", 10**9),
+    ],
+)
+def test_stage_options_that_become_buffers_or_waits_are_bounded(kind: str, option: str, value: int) -> None:
+    from pipeline.config import config_from_dict
+
+    stage = {"id": "s", "kind": kind, "with": {option: value}}
+    if kind == "analytics.zone":
+        stage["with"]["zones"] = [{"name": "z", "polygon": [[0, 0], [1, 0], [1, 1]]}]
+    with pytest.raises(ConfigError, match=rf"stages\[0\]\.with\.{option}: must be <="):
+        config_from_dict({"version": 1, "stages": [stage]})

@@ -55,7 +55,7 @@ def _tracked(seq: int, events: tuple[Event, ...] = (), label: str = "person") ->
 
 
 def test_events_stage_makes_object_and_analytics_events():
-    stage = EventsStage(EventsOptions(max_age=1), StageContext("events"))
+    stage = EventsStage(EventsOptions(max_age=1, end_events=False), StageContext("events"))
     first = out_events(stage.process(_tracked(0)))
     assert [e.type for e in first] == ["object_new"]
     new = first[0]
@@ -92,6 +92,19 @@ def test_events_stage_makes_object_and_analytics_events():
         "zone_leave": 1,
         "object_end": 1,
     }
+
+
+def test_objects_still_tracked_at_the_end_of_a_stream_get_their_object_end():
+    stage = EventsStage(EventsOptions(max_age=30), StageContext("events"))
+    assert stage.process(_tracked(0)) is None  # held back by one frame
+    first = stage.process(_tracked(1))
+    assert first is not None and first.seq == 0 and [e.type for e in out_events(first)] == ["object_new"]
+    (last,) = stage.end_stream("cam0")
+    assert last.seq == 1
+    ended = out_events(last)
+    assert [(e.type, e.track_id, e.pts) for e in ended] == [("object_end", 7, 0.1)]
+    assert ended[0].data["first_pts"] == 0.0 and ended[0].data["last_pts"] == 0.1
+    assert stage.end_stream("cam0") == []  # nothing held any more
 
 
 def test_backoff_doubles_up_to_the_cap():
