@@ -46,10 +46,13 @@ class GateOptions(Options):
     """Options of a detector's `gate:` block (frames are frames of the source, after `every`)."""
 
     recheck_every: int = Field(
-        5, ge=1, description="re-detect objects found by the last inference every this many frames"
+        5, ge=1, le=10_000, description="re-detect objects found by the last inference every this many frames"
     )
     max_interval: int = Field(
-        50, ge=1, description="run at least once in this many frames, even with no motion and nothing found"
+        50,
+        ge=1,
+        le=100_000,
+        description="run at least once in this many frames, even with no motion and nothing found",
     )
     min_score: float = Field(
         0.5, ge=0, le=1, description="a detection scoring >= this (0..1) counts as an object to re-check"
@@ -57,6 +60,7 @@ class GateOptions(Options):
     confirm_gone: int = Field(
         2,
         ge=0,
+        le=100,
         description="after objects vanish without motion, run on this many more frames to confirm",
     )
     covered: float = Field(

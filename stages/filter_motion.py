@@ -38,7 +38,9 @@ class MotionOptions(Options):
     )
     blur: int = Field(5, ge=0, le=31, description="Gaussian blur kernel side (small px, odd; 0 = none)")
     dilate: int = Field(2, ge=0, le=10, description="dilation passes joining changed pixels into blobs")
-    min_area: int = Field(40, ge=1, description="smallest changed blob that counts as motion (small px²)")
+    min_area: int = Field(
+        40, ge=1, le=1_000_000, description="smallest changed blob that counts as motion (small px²)"
+    )
     lighting_change: float = Field(
         0.5,
         gt=0,
@@ -48,6 +50,7 @@ class MotionOptions(Options):
     )
     ignore: list[list[list[float]]] = Field(
         default_factory=list,
+        max_length=64,
         description="polygons [[x, y], ...] where motion is ignored (a timestamp, trees); "
         "full-frame pixels, or fractions of the frame when `normalized`",
     )

@@ -202,3 +202,16 @@ def test_capacity_benchmark_runs_real_time_cameras_and_reports_both_configs(tmp_
         assert 0 <= row["cameras"] <= 2 and row["trials"][0]["cameras"] == 1
         assert row["cpu_ms_per_frame"] > 0
     assert "p99 < 100 ms" in capacity.format_rows(rows, 10, "1 s a trial")
+
+
+@pytest.mark.parametrize(
+    ("kind", "option", "value"),
+    [("detect.yolo", "gate", {"max_interval": 10**9}), ("detect.hog", "gate", {"recheck_every": 10**9})],
+)
+def test_gate_waits_are_bounded(kind, option, value):
+    from pipeline.config import config_from_dict
+    from pipeline.errors import ConfigError
+
+    stage = {"id": "s", "kind": kind, "with": {option: value}}
+    with pytest.raises(ConfigError, match=r"must be <="):
+        config_from_dict({"version": 1, "stages": [stage]})
