@@ -89,10 +89,10 @@ def test_every_event_arrives_once_by_idempotency_key(receiver, tmp_path):
         assert json.loads(body)["id"] == key
         assert sig == signature(b"s3cret", body)
         assert all(b == body for b, _ in takes)  # a retry sends the same body: the key makes it once
+    # each event was refused once (500) and, every third one, timed out once more; a loaded machine
+    # may time out more often, which only adds retries (the key still makes each event arrive once)
     slow = [k for k in ids if int(k[1:]) % 3 == 0]
-    assert all(handler.attempts[k] == 3 for k in slow) and all(
-        handler.attempts[k] == 2 for k in ids if k not in slow
-    )
+    assert all(handler.attempts[k] >= 3 for k in slow) and all(handler.attempts[k] >= 2 for k in ids)
 
 
 def test_a_refusal_is_not_retried(tmp_path):
