@@ -7,7 +7,7 @@ still being written extends it (one clip for a burst of events). A clip is writt
 by default; retention (`max_clips`, `max_bytes`, `max_age_days`) then deletes the oldest
 clips. The events get `clip` (path relative to the output folder) and `clip_offset_s` (where
 in the clip they happen), so event sinks after this one carry them. Files are written through
-`stages.clip_writer` (PyAV libx264, else OpenCV mp4v).
+`stages.video_writer` (PyAV libx264, else OpenCV mp4v).
 """
 
 from __future__ import annotations
@@ -18,13 +18,13 @@ from pathlib import Path
 
 from pydantic import Field
 
-from pipeline.errors import ConfigError
+from pipeline.errors import ConfigError, OutputError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.stage import Options, Stage, StageContext, register
 from stages.clip_buffer import ClipFile, ClipWindow, FrameRing, expired_clips
-from stages.clip_writer import ClipWriter, open_clip_writer
 from stages.event_model import OutEvent, out_events, replace_out_events
 from stages.sink_paths import output_path, relative_to_output
+from stages.video_writer import VideoWriter, open_writer
 
 DEFAULT_FPS = 25.0  # only when neither the SourceInfo nor the run know the source's rate
 
@@ -55,7 +55,7 @@ class ClipsSinkOptions(Options):
 @dataclass
 class _Recording:
     window: ClipWindow
-    writer: ClipWriter
+    writer: VideoWriter
     part: Path  # being written
     path: Path  # after it is complete
     frames: int = 0
@@ -127,7 +127,10 @@ class ClipsSink(Stage[ClipsSinkOptions]):
         part = path.with_name(path.name + ".part")
         info = self._infos.get(source) or self.context.sources.get(source)
         fps = info.fps if info is not None and info.fps > 0 else DEFAULT_FPS
-        writer = open_clip_writer(part, fps, (width, height))
+        # ultrafast: clips are encoded on the frame path, so least CPU wins over file size
+        writer = open_writer(part, fps, (width, height), muxer="mp4", preset="ultrafast")
+        if writer is None:
+            raise OutputError(f"sink.clips cannot open {part} for writing")
         self.codec = writer.codec
         rec = _Recording(
             ClipWindow(buffered[0][0], event.pts + o.post_roll_s, [event.id]), writer, part, path
@@ -142,7 +145,7 @@ class ClipsSink(Stage[ClipsSinkOptions]):
         rec = self._recording.pop(source, None)
         if rec is None:
             return
-        rec.writer.close()
+        rec.writer.release()
         rec.part.replace(rec.path)  # complete: the event's clip path now exists
         self.written.append(rec.path)
         self.log.info("clip %s (%d frames, %d events)", rec.path.name, rec.frames, len(rec.window.event_ids))

@@ -104,13 +104,14 @@ def test_without_pyav_clips_fall_back_to_opencv_mp4v(tmp_path, monkeypatch):
 
     import cv2
 
-    from stages.clip_writer import open_clip_writer
+    from stages.video_writer import open_writer
 
     monkeypatch.setitem(sys.modules, "av", None)  # import av -> ImportError
-    writer = open_clip_writer(tmp_path / "c.mp4", 10.0, (64, 48))
+    writer = open_writer(tmp_path / "c.mp4", 10.0, (64, 48), muxer="mp4", preset="ultrafast")
+    assert writer is not None
     for i in range(5):
         writer.write(np.full((48, 64, 3), 40 * i, np.uint8), i / 10)
-    writer.close()
+    writer.release()
     assert writer.codec == "mp4v"
     capture = cv2.VideoCapture(str(tmp_path / "c.mp4"))
     assert int(capture.get(cv2.CAP_PROP_FRAME_COUNT)) == 5
