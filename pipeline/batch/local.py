@@ -1,0 +1,45 @@
+"""Local mode of `vigil batch`: a process pool on this machine, one pipeline run per file.
+
+Workers are spawned (never forked: a run starts threads and ZeroMQ contexts) and reused from
+file to file, so imports happen once per worker, not once per file. An idle worker ignores
+SIGINT; a worker that is running a file drains it on Ctrl-C as `vigil run` does (the terminal
+signals the whole process group), so its outputs end complete or marked partial.
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+import signal
+import threading
+from collections.abc import Iterator
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+
+from pipeline.batch.job import FileJob, FileResult, run_file
+
+
+def _ignore_sigint() -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+def run_local(jobs: list[FileJob], workers: int, stop: threading.Event) -> Iterator[tuple[int, FileResult]]:
+    """Run every job in a pool of `workers` processes; yields (job index, result) as each ends.
+    Once `stop` is set no new file starts; files already running finish (or drain)."""
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
+        futures: dict[Future[FileResult], int] = {pool.submit(run_file, job): i for i, job in enumerate(jobs)}
+        pending = set(futures)
+        while pending:
+            if stop.is_set():
+                for f in pending:
+                    f.cancel()  # only those not started yet can be cancelled
+            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+            for f in done:
+                if not f.cancelled():
+                    yield futures[f], _result(f, jobs[futures[f]])
+
+
+def _result(future: Future[FileResult], job: FileJob) -> FileResult:
+    try:
+        return future.result()
+    except Exception as exc:  # the worker process died (killed, out of memory): that file failed
+        return FileResult(job.input, job.output_dir, "failed", exit_code=1, error=f"worker died: {exc}")
