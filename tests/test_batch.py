@@ -15,7 +15,15 @@ from pathlib import Path
 import pytest
 
 from pipeline.batch.inputs import expand_inputs
-from pipeline.batch.manifest import MARKER, config_hash, read_marker
+from pipeline.batch.manifest import (
+    MARKER,
+    Marker,
+    config_hash,
+    file_hash,
+    is_complete,
+    list_outputs,
+    read_marker,
+)
 from pipeline.cli import main
 from pipeline.config import load_config, with_sources
 from pipeline.errors import ConfigError
@@ -60,6 +68,26 @@ def test_the_config_hash_ignores_the_source_uri_and_threads_but_not_stage_option
     other_file = with_sources(base, ["elsewhere.mp4"]).model_copy(update={"threads": 1})
     assert config_hash(other_file) == config_hash(base)
     assert config_hash(load_config(CONFIG, ["stages.faces.with.min_neighbors=6"])) != config_hash(base)
+
+
+def test_a_folder_counts_as_complete_only_for_the_same_config_input_and_outputs(tmp_path):
+    clip = copies(tmp_path / "in", 1)[0]
+    folder = tmp_path / "out"
+    folder.mkdir()
+    (folder / "results.jsonl").write_text('{"seq": 0}\n')
+    marker = Marker("complete", str(clip), "cfg", file_hash(clip), outputs=list_outputs(folder))
+    marker.write(folder)
+    assert is_complete(folder, "cfg", clip)
+    assert not is_complete(folder, "another config", clip)
+    (folder / "results.jsonl").write_text('{"seq": 0}\n{"seq"')  # cut or changed since
+    assert not is_complete(folder, "cfg", clip)
+    (folder / "results.jsonl").write_text('{"seq": 0}\n')
+    with clip.open("ab") as f:  # the input changed
+        f.write(b"\0")
+    assert not is_complete(folder, "cfg", clip)
+    clip.write_bytes(CLIP.read_bytes())
+    Marker("partial", str(clip), "cfg", file_hash(clip), outputs=list_outputs(folder)).write(folder)
+    assert not is_complete(folder, "cfg", clip)
 
 
 # ------------------------------------------------------------------------------ runs
@@ -123,3 +151,14 @@ def test_resume_after_ctrl_c_runs_only_the_files_not_complete(tmp_path):
     assert {name: (out / name / "results.jsonl").stat().st_mtime_ns for name in done} == kept
     assert all(read_marker(out / f"clip{i}.mp4").state == "complete" for i in range(5))
     assert (out / "clip0.mp4" / MARKER).is_file()
+
+
+@pytest.mark.slow
+def test_bench_batch_sets_vigil_batch_beside_a_shell_loop(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    argv = ["-q", "bench", "batch", str(CONFIG), str(CLIP), "--files", "2", "--no-ray", "--json", str(out)]
+    assert main(argv) == 0
+    rows = json.loads(out.read_text())
+    assert rows[0]["x_shell_loop"] == 1.0 and len(rows) == 3
+    assert all(r["files"] == 2 and r["files_per_s"] > 0 and r["x_shell_loop"] > 0 for r in rows)
+    assert "x_shell_loop" in capsys.readouterr().out

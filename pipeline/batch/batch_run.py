@@ -67,13 +67,13 @@ def plan_threads(config: PipelineConfig, options: BatchOptions, cores: int) -> t
 def _check_paths(items: list[BatchInput], root: Path) -> None:
     """A file's output folder must neither be an input nor hold one (a redo clears it)."""
     inputs = {i.path for i in items}
+    holders = {parent for p in inputs for parent in p.parents}  # folders that hold an input
     for item in items:
         folder = item.output_dir(root).resolve()
         if folder in inputs or (folder.exists() and not folder.is_dir()):
             raise ConfigError(f"output {folder}: is a file (an input?); choose another --output")
-        for p in inputs:
-            if p.is_relative_to(folder):
-                raise ConfigError(f"output {folder} would hold the input {p}; choose another --output")
+        if folder in holders:
+            raise ConfigError(f"output {folder} would hold an input; choose another --output")
 
 
 class _StopOnSignal:
@@ -157,6 +157,7 @@ def run_batch(config: PipelineConfig, inputs: list[str], options: BatchOptions) 
 
     save()
     with _StopOnSignal() as signals, _bar(len(items), len(items) - len(todo), options.quiet) as bar:
+        bar.set_postfix_str("? frames/s", refresh=False)
         for index, result in _execute(jobs, runs, options, signals.stop):
             rows[todo[index]] = result
             frames = sum(r.frames for r in rows if r.status not in ("skipped", "pending"))

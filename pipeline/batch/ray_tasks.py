@@ -48,7 +48,10 @@ def run_on_ray(
     ray = _ray()
     connected_here = not ray.is_initialized()
     if connected_here:
-        ray.init(address=address, log_to_driver=False)
+        try:
+            ray.init(address=address, log_to_driver=False)
+        except ConnectionError as exc:  # no cluster there: one line, not a traceback
+            raise ConfigError(f"--ray {address}: cannot join the cluster: {exc}") from None
     try:
         task = ray.remote(run_file_or_raise)
         refs = {

@@ -1,4 +1,4 @@
-"""`vigil bench transport|pipeline|models|trackers|classify`: the benchmarks in `benchmarks/`.
+"""`vigil bench transport|pipeline|models|trackers|classify|batch`: the benchmarks in `benchmarks/`.
 
 Each verb parses its options, calls the benchmark module's `run(...)`, prints its table and,
 with `--json FILE`, writes the rows. The benchmark modules are imported only when asked for.
@@ -80,6 +80,30 @@ def cmd_classify(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """vigil batch vs a shell loop of vigil run, in files per second."""
+    from pathlib import Path
+
+    from benchmarks import batch
+    from benchmarks.table import format_table
+
+    rows = batch.run(Path(args.config), Path(args.clip), args.files, not args.no_ray, args.rounds)
+    print(format_table(rows))
+    write_json(args, rows)
+    return 0
+
+
+def _add_batch(bsub: Any) -> argparse.ArgumentParser:
+    ba = bsub.add_parser("batch", help="vigil batch (local, Ray 1 and 2 nodes) vs a shell loop of vigil run")
+    ba.add_argument("config", help="pipeline YAML file")
+    ba.add_argument("clip", help="a video file; the batch runs on copies of it")
+    ba.add_argument("--files", type=int, default=8, help="copies of the clip (default 8)")
+    ba.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
+    ba.add_argument("--rounds", type=int, default=1, help="interleaved rounds, best kept (default 1)")
+    ba.set_defaults(func=cmd_batch)
+    return ba
+
+
 def _add_models(bsub: Any) -> argparse.ArgumentParser:
     mo = bsub.add_parser("models", help="load time, latency p50 and throughput per model x backend x device")
     mo.add_argument("names", nargs="*", help="only these models (default: every model present)")
@@ -135,5 +159,5 @@ def add_commands(sub: Any) -> None:
     tk.set_defaults(func=cmd_trackers)
     sv = bsub.add_parser("serve", help="vigil serve: per-stream fps, p99 latency, RSS; cost of live viewers")
     _serve_options(sv)
-    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub)):
+    for q in (tr, pl, _add_models(bsub), tk, _add_classify(bsub), _add_batch(bsub)):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
