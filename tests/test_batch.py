@@ -113,7 +113,7 @@ def test_each_file_gets_what_vigil_run_gives_it_and_a_bad_file_does_not_end_the_
         marker = read_marker(folder)
         assert marker is not None and marker.state == "complete"
         assert set(marker.outputs) == {"annotated.mp4", "results.jsonl", "summary.json"}
-    assert read_marker(out / "broken.mp4").state == "running"  # never opened: clearly not complete
+    assert read_marker(out / "broken.mp4").state == "failed"
 
 
 @pytest.mark.slow

@@ -30,6 +30,7 @@ from pipeline.outputs import prepare_output_dir, write_atomic
 # faster than one 2-thread run after another (`vigil bench batch`, README).
 THREADS_PER_RUN = 1
 BATCH_FILE = "batch.json"
+SAVE_EVERY_S = 2.0  # batch.json is rewritten whole: not after every one of thousands of files
 
 
 @dataclass
@@ -105,7 +106,7 @@ def _totals(rows: list[FileResult], seconds: float) -> dict[str, Any]:
         s: sum(r.status == s for r in rows) for s in ("completed", "skipped", "failed", "stopped", "pending")
     }
     return {
-        "files": len(rows),
+        "files_total": len(rows),
         **counts,
         "frames": frames,
         "seconds": round(seconds, 3),
@@ -156,16 +157,18 @@ def run_batch(config: PipelineConfig, inputs: list[str], options: BatchOptions) 
         return summary
 
     save()
+    saved = time.monotonic()
     with _StopOnSignal() as signals, _bar(len(items), len(items) - len(todo), options.quiet) as bar:
         bar.set_postfix_str("? frames/s", refresh=False)
         for index, result in _execute(jobs, runs, options, signals.stop):
             rows[todo[index]] = result
             frames = sum(r.frames for r in rows if r.status not in ("skipped", "pending"))
-            bar.set_postfix_str(
-                f"{frames / max(time.monotonic() - started, 1e-9):.1f} frames/s", refresh=False
-            )
+            now = time.monotonic()
+            bar.set_postfix_str(f"{frames / max(now - started, 1e-9):.1f} frames/s", refresh=False)
             bar.update(1)
-            save()
+            if now - saved >= SAVE_EVERY_S:
+                save()
+                saved = now
         interrupted = signals.stop.is_set()
     summary = save(interrupted)
     return BatchReport(rows, _exit_code(rows, interrupted), summary)

@@ -7,6 +7,7 @@ that node's VIGIL_MODELS; input and output paths must be the same there).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -18,7 +19,7 @@ from typing import Any
 
 from pipeline.batch.manifest import Marker, file_hash, list_outputs, read_marker
 from pipeline.config import PipelineConfig, with_sources
-from pipeline.errors import VigilError
+from pipeline.errors import SourceError, VigilError
 from pipeline.outputs import write_atomic
 
 log = logging.getLogger("vigil.batch")
@@ -82,6 +83,7 @@ def run_file(job: FileJob) -> FileResult:
     started = time.monotonic()
     folder = Path(job.output_dir)
     result = FileResult(job.input, job.output_dir, "failed", host=os.uname().nodename)
+    marker: Marker | None = None
     try:
         input_sha = file_hash(Path(job.input))
         before = read_marker(folder)
@@ -92,9 +94,14 @@ def run_file(job: FileJob) -> FileResult:
         marker.write(folder)
         config = with_sources(job.config, [job.input]).model_copy(update={"threads": job.threads})
         run = Runner(config, output_dir=folder, quiet=True).run()
-    except VigilError as exc:
-        result.exit_code, result.error = exc.exit_code, str(exc)
+    except (VigilError, OSError) as exc:  # a file that cannot be read or run: a row, not a crash
+        result.exit_code = exc.exit_code if isinstance(exc, VigilError) else SourceError.exit_code
+        result.error = str(exc)
         result.seconds = round(time.monotonic() - started, 3)
+        if marker is not None:  # the folder says it too, rather than `running`
+            marker.state, marker.status, marker.exit_code = "failed", "failed", result.exit_code
+            with contextlib.suppress(VigilError):
+                marker.write(folder)
         return result
     summary = run.summary
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2))

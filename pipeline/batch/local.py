@@ -25,17 +25,26 @@ def run_local(jobs: list[FileJob], workers: int, stop: threading.Event) -> Itera
     """Run every job in a pool of `workers` processes; yields (job index, result) as each ends.
     Once `stop` is set no new file starts; files already running finish (or drain)."""
     context = multiprocessing.get_context("spawn")
+    queued = iter(enumerate(jobs))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
-        futures: dict[Future[FileResult], int] = {pool.submit(run_file, job): i for i, job in enumerate(jobs)}
-        pending = set(futures)
-        while pending:
-            if stop.is_set():
-                for f in pending:
-                    f.cancel()  # only those not started yet can be cancelled
-            done, pending = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
+        running: dict[Future[FileResult], int] = {}
+
+        def fill() -> None:
+            # One file per worker at a time: the pool would queue more itself, and a queued file
+            # can no longer be held back after Ctrl-C.
+            while len(running) < workers and not stop.is_set():
+                item = next(queued, None)
+                if item is None:
+                    return
+                running[pool.submit(run_file, item[1])] = item[0]
+
+        fill()
+        while running:
+            done, _ = wait(running, timeout=0.2, return_when=FIRST_COMPLETED)
             for f in done:
-                if not f.cancelled():
-                    yield futures[f], _result(f, jobs[futures[f]])
+                index = running.pop(f)
+                yield index, _result(f, jobs[index])
+            fill()
 
 
 def _result(future: Future[FileResult], job: FileJob) -> FileResult:
