@@ -51,7 +51,9 @@ def run_on_ray(
         try:
             ray.init(address=address, log_to_driver=False)
         except ConnectionError as exc:  # no cluster there: one line, not a traceback
-            raise ConfigError(f"--ray {address}: cannot join the cluster: {exc}") from None
+            raise ConfigError(
+                f"--ray {address}: no Ray cluster to join (start one with `ray start --head`): {exc}"
+            ) from None
     try:
         task = ray.remote(run_file_or_raise)
         refs = {
