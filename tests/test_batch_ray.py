@@ -7,6 +7,8 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -107,3 +109,29 @@ def test_a_worker_killed_mid_task_is_retried_and_every_output_is_complete(cluste
     (report,) = found
     assert_all_complete(report, out, reference)
     assert report.rows[3].attempts == 2 and read_marker(victim).attempt == 2
+
+
+def test_ctrl_c_leaves_complete_or_partial_outputs_and_starts_nothing_more(cluster, tmp_path):
+    six_copies(tmp_path / "in")
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from pipeline.cli import entry; entry()", "batch", str(CONFIG)]
+    command += [str(tmp_path / "in"), "-o", str(out), "--ray", cluster, "-q"]
+    proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not any((m := read_marker(out / f"clip{i}.mp4")) and m.state == "complete" for i in range(6)):
+            assert proc.poll() is None and time.monotonic() < deadline, "no file completed"
+            time.sleep(0.05)
+        os.killpg(proc.pid, signal.SIGINT)  # the driver only: Ray's workers belong to the cluster
+        assert proc.wait(120) == 130
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    saved = json.loads((out / "batch.json").read_text())
+    assert saved["interrupted"] and saved["completed"] >= 1 and saved["pending"] >= 1
+    for row in saved["files"]:  # complete, or clearly not: a folder is complete only when its run was
+        marker = read_marker(Path(row["output"]))
+        state = marker.state if marker else None
+        assert row["status"] in ("completed", "stopped", "pending"), row
+        assert (state == "complete") == (row["status"] == "completed"), row
+        assert (state is None) == (row["status"] == "pending"), row

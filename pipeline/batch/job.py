@@ -17,7 +17,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.batch.manifest import Marker, file_hash, list_outputs, read_marker
+from pipeline.batch.manifest import Marker, State, file_hash, list_outputs, read_marker
 from pipeline.config import PipelineConfig, with_sources
 from pipeline.errors import SourceError, VigilError
 from pipeline.outputs import write_atomic
@@ -97,12 +97,10 @@ def run_file(job: FileJob) -> FileResult:
     except (VigilError, OSError) as exc:  # a file that cannot be read or run: a row, not a crash
         result.exit_code = exc.exit_code if isinstance(exc, VigilError) else SourceError.exit_code
         result.error = str(exc)
-        result.seconds = round(time.monotonic() - started, 3)
-        if marker is not None:  # the folder says it too, rather than `running`
-            marker.state, marker.status, marker.exit_code = "failed", "failed", result.exit_code
-            with contextlib.suppress(VigilError):
-                marker.write(folder)
-        return result
+        return _ended(result, marker, folder, "failed", started)
+    except KeyboardInterrupt:  # stopped before the run could drain (Ray's cancel): not complete
+        result.status, result.exit_code = "stopped", 130
+        return _ended(result, marker, folder, "partial", started)
     summary = run.summary
     write_atomic(folder / "summary.json", json.dumps(summary, indent=2))
     result.status, result.exit_code, result.error = run.status, run.exit_code, summary.get("error")
@@ -114,6 +112,18 @@ def run_file(job: FileJob) -> FileResult:
     marker.outputs = list_outputs(folder)
     marker.write(folder)  # last: `complete` is only ever said of a folder that is
     result.seconds = round(time.monotonic() - started, 3)
+    return result
+
+
+def _ended(
+    result: FileResult, marker: Marker | None, folder: Path, state: State, started: float
+) -> FileResult:
+    """A run that ended before its outputs: the folder's marker says so too, not `running`."""
+    result.seconds = round(time.monotonic() - started, 3)
+    if marker is not None:
+        marker.state, marker.status, marker.exit_code = state, result.status, result.exit_code
+        with contextlib.suppress(VigilError):
+            marker.write(folder)
     return result
 
 

@@ -12,9 +12,11 @@ from __future__ import annotations
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
 from pipeline.batch.job import FileFailed, FileJob, FileResult, run_file_or_raise
+from pipeline.batch.manifest import read_marker
 from pipeline.errors import ConfigError
 from pipeline.installation import pip_install_extra
 
@@ -82,7 +84,10 @@ def run_on_ray(
 def _collect(ray: Any, ref: Any, job: FileJob) -> FileResult:
     try:
         return FileResult(**ray.get(ref))
-    except ray.exceptions.TaskCancelledError:
-        return FileResult(job.input, job.output_dir, "stopped", exit_code=130, error="cancelled")
+    except ray.exceptions.TaskCancelledError:  # a running one drains; this one never got going
+        started = read_marker(Path(job.output_dir)) is not None
+        if started:
+            return FileResult(job.input, job.output_dir, "stopped", exit_code=130, error="cancelled")
+        return FileResult(job.input, job.output_dir, "pending")
     except Exception as exc:  # retries used up: the file failed, the batch goes on
         return _row(job, ray, exc)
