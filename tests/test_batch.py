@@ -163,3 +163,27 @@ def test_bench_batch_sets_vigil_batch_beside_a_shell_loop(tmp_path, capsys):
     assert rows[0]["x_shell_loop"] == 1.0 and len(rows) == 3
     assert all(r["files"] == 2 and r["files_per_s"] > 0 and r["x_shell_loop"] > 0 for r in rows)
     assert "x_shell_loop" in capsys.readouterr().out
+
+
+@pytest.mark.slow
+def test_a_killed_local_worker_fails_its_file_and_the_rest_are_left_for_resume(tmp_path):
+    copies(tmp_path / "in", 3)
+    out = tmp_path / "out"
+    command = [sys.executable, "-c", "from pipeline.cli import entry; entry()", "batch", str(CONFIG)]
+    command += [str(tmp_path / "in"), "--output", str(out), "--workers", "1", "-q"]
+    proc = subprocess.Popen(command, cwd=REPO, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 240
+        while not (m := read_marker(out / "clip1.mp4")) or m.state != "running":
+            assert proc.poll() is None and time.monotonic() < deadline, "clip1 never started"
+            time.sleep(0.02)
+        os.kill(m.pid, signal.SIGKILL)  # the pool's worker process, mid-file
+        assert proc.wait(120) == 1
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    statuses = [r["status"] for r in batch_json(out)["files"]]
+    assert statuses == ["completed", "failed", "failed"]
+    assert read_marker(out / "clip1.mp4").state == "running"  # never taken for complete
+    assert main(["batch", str(CONFIG), str(tmp_path / "in"), "--output", str(out), "--resume", "-q"]) == 0
+    assert [r["status"] for r in batch_json(out)["files"]] == ["skipped", "completed", "completed"]

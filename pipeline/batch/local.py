@@ -13,8 +13,11 @@ import signal
 import threading
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from pipeline.batch.job import FileJob, FileResult, run_file
+
+LOST = "not run: a worker process died and broke the pool (rerun with --resume)"
 
 
 def _ignore_sigint() -> None:
@@ -28,6 +31,7 @@ def run_local(jobs: list[FileJob], workers: int, stop: threading.Event) -> Itera
     queued = iter(enumerate(jobs))
     with ProcessPoolExecutor(max_workers=workers, mp_context=context, initializer=_ignore_sigint) as pool:
         running: dict[Future[FileResult], int] = {}
+        lost: list[tuple[int, FileJob]] = []  # not started because a worker died
 
         def fill() -> None:
             # One file per worker at a time: the pool would queue more itself, and a queued file
@@ -36,7 +40,11 @@ def run_local(jobs: list[FileJob], workers: int, stop: threading.Event) -> Itera
                 item = next(queued, None)
                 if item is None:
                     return
-                running[pool.submit(run_file, item[1])] = item[0]
+                try:
+                    running[pool.submit(run_file, item[1])] = item[0]
+                except BrokenProcessPool:
+                    lost.extend([item, *queued])
+                    return
 
         fill()
         while running:
@@ -45,6 +53,8 @@ def run_local(jobs: list[FileJob], workers: int, stop: threading.Event) -> Itera
                 index = running.pop(f)
                 yield index, _result(f, jobs[index])
             fill()
+        for index, job in lost:
+            yield index, FileResult(job.input, job.output_dir, "failed", exit_code=1, error=LOST)
 
 
 def _result(future: Future[FileResult], job: FileJob) -> FileResult:
