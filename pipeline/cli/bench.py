@@ -1,4 +1,5 @@
-"""`vigil bench transport|pipeline|models|trackers|classify|capacity`: the benchmarks in `benchmarks/`.
+"""`vigil bench transport|pipeline|models|trackers|classify|capacity|events|soak|serve|batch`: the benchmarks in
+`benchmarks/`.
 
 Each verb parses its options, calls the benchmark module's `run(...)`, prints its table and,
 with `--json FILE`, writes the rows. The benchmark modules are imported only when asked for.
@@ -110,6 +111,19 @@ def cmd_events(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_batch(args: argparse.Namespace) -> int:
+    """vigil batch vs a shell loop of vigil run, in files per second."""
+    from pathlib import Path
+
+    from benchmarks import batch
+    from benchmarks.table import format_table
+
+    rows = batch.run(Path(args.config), Path(args.clip), args.files, not args.no_ray, args.rounds)
+    print(format_table(rows))
+    write_json(args, rows)
+    return 0
+
+
 def _add_capacity(bsub: Any) -> argparse.ArgumentParser:
     ca = bsub.add_parser(
         "capacity",
@@ -143,6 +157,17 @@ def _add_events(bsub: Any) -> argparse.ArgumentParser:
     ev.add_argument("--max-frames", type=int, default=None, help="limit the input")
     ev.set_defaults(func=cmd_events)
     return ev
+
+
+def _add_batch(bsub: Any) -> argparse.ArgumentParser:
+    ba = bsub.add_parser("batch", help="vigil batch (local, Ray 1 and 2 nodes) vs a shell loop of vigil run")
+    ba.add_argument("config", help="pipeline YAML file")
+    ba.add_argument("clip", help="a video file; the batch runs on copies of it")
+    ba.add_argument("--files", type=int, default=8, help="copies of the clip (default 8)")
+    ba.add_argument("--no-ray", action="store_true", help="skip the Ray rows")
+    ba.add_argument("--rounds", type=int, default=1, help="interleaved rounds, best kept (default 1)")
+    ba.set_defaults(func=cmd_batch)
+    return ba
 
 
 def _add_models(bsub: Any) -> argparse.ArgumentParser:
@@ -235,5 +260,6 @@ def add_commands(sub: Any) -> None:
         _add_soak(bsub),
         _add_events(bsub),
         _add_capacity(bsub),
+        _add_batch(bsub),
     ):
         q.add_argument("--json", metavar="FILE", help="also write the results as JSON")
