@@ -4,6 +4,8 @@
 (`(pixel - mean) / std`), casts and lays out one BGR frame; `InputTransform` maps boxes and
 points from model-input pixels (or 0..1 coordinates) back to the original frame.
 `prepare_crops` does the same for a batch of classifier crops (always stretched).
+`pack_image` only fits the frame (resize / letterbox) and hands over uint8 BGR pixels, for a
+runtime that does the rest inside the model (`Backend.image_input`).
 """
 
 from __future__ import annotations
@@ -75,13 +77,12 @@ def _to_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)) if spec.layout == "NCHW" else tensor
 
 
-def prepare_image(
+def fit_image(
     image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, InputTransform]:
-    """One BGR frame -> (input tensor with batch 1, its `InputTransform`).
-
-    `size` (width, height) overrides `spec.size`; with neither the frame keeps its size.
-    """
+    """One BGR frame resized (stretch or letterbox) to the input size: (H x W x 3 uint8 BGR, its
+    `InputTransform`). `size` (width, height) overrides `spec.size`; with neither the frame
+    keeps its size (and is returned as is)."""
     h, w = image_bgr.shape[:2]
     width, height = size or spec.size or (w, h)
     target = (int(width), int(height))  # callers may pass a list
@@ -95,7 +96,27 @@ def prepare_image(
             image_bgr, target, pad_value=spec.pad_value, center=spec.resize == "letterbox_center"
         )
         transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, target, (w, h))
+    return pixels, transform
+
+
+def prepare_image(
+    image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, InputTransform]:
+    """One BGR frame -> (input tensor with batch 1, its `InputTransform`).
+
+    `size` (width, height) overrides `spec.size`; with neither the frame keeps its size.
+    """
+    pixels, transform = fit_image(image_bgr, spec, size)
     return _to_tensor(pixels, spec), transform
+
+
+def pack_image(
+    image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, InputTransform]:
+    """One BGR frame -> (1 x H x W x 3 uint8 BGR, its `InputTransform`): fitted to the input size,
+    everything else (layout, colour, type, mean/std) left to the runtime (`ImageInput`)."""
+    pixels, transform = fit_image(image_bgr, spec, size)
+    return np.ascontiguousarray(pixels)[None], transform
 
 
 def prepare_crops(

@@ -112,5 +112,7 @@ def models_dir(pytestconfig: pytest.Config) -> Path:
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     parser.addoption(
-        "--update-golden", action="store_true", help="record the golden JSON outputs again instead of comparing"
+        "--update-golden",
+        action="store_true",
+        help="record the golden JSON outputs again instead of comparing",
     )

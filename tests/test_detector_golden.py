@@ -101,7 +101,11 @@ def frames(name: str, step: int, count: int, media: Path) -> Iterator[tuple[str,
 
 def as_json(det: Detections) -> list[dict[str, Any]]:
     return [
-        {"box": [round(float(v), 2) for v in det.xyxy[i]], "score": round(float(det.score[i]), 4), "label": str(det.label[i])}
+        {
+            "box": [round(float(v), 2) for v in det.xyxy[i]],
+            "score": round(float(det.score[i]), 4),
+            "label": str(det.label[i]),
+        }
         for i in range(len(det))
     ]
 
@@ -153,6 +157,8 @@ def test_detector_matches_golden(case: str, media: Path, request: pytest.Fixture
 
     entry = load_catalog().get(CASES[case][0])
     threshold = entry.formats[0].defaults.conf
-    problems = [f"{key}: {p}" for key, want in golden[case].items() for p in _match(want, result[key], threshold)]
+    problems = [
+        f"{key}: {p}" for key, want in golden[case].items() for p in _match(want, result[key], threshold)
+    ]
     assert result.keys() == golden[case].keys()
     assert not problems, "\n".join(problems[:20])
