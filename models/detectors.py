@@ -108,6 +108,15 @@ class BackendDetector(Detector):
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
         """Raw outputs of one image -> Detections in that image's pixels."""
 
+    def prepare(self, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], InputTransform]:
+        """Pre-processing alone: the feeds for one image and the transform back to its pixels."""
+        _check_image(image_bgr)
+        return self._prepare(image_bgr)
+
+    def decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
+        """Post-processing alone: raw outputs of one image -> Detections in its pixels."""
+        return self._decode(outputs, transform)
+
     def detections(
         self,
         xyxy: np.ndarray,
