@@ -332,3 +332,18 @@ def test_openvino_infer_many_pulls_feeds_from_a_generator(ov_yolox, x_nchw: np.n
     outs = ov_yolox.infer_many(feeds())
     assert pulled == list(range(5)) and len(outs) == 5
     np.testing.assert_allclose(outs[3]["output"], ov_yolox.infer(x_nchw * 0.7)["output"], atol=1e-5)
+
+
+def test_image_input_follows_the_catalog_input_spec() -> None:
+    """Colour images of a fixed size get the in-runtime conversion; gray or size-less inputs keep
+    the Python path (issue 16)."""
+    from models.backends import ImageInput
+    from models.catalog import InputSpec
+    from models.loader import image_input
+
+    yolox = InputSpec(size=(416, 416), layout="NCHW", colour="BGR", resize="letterbox")
+    assert image_input(yolox) == ImageInput("NCHW", rgb=False, mean=0.0, std=1.0)
+    blaze = InputSpec(size=(128, 128), layout="NHWC", colour="RGB", mean=127.5, std=127.5)
+    assert image_input(blaze) == ImageInput("NHWC", rgb=True, mean=127.5, std=127.5)
+    assert image_input(InputSpec(size=(64, 64), colour="GRAY")) is None
+    assert image_input(InputSpec(size=None)) is None

@@ -102,15 +102,16 @@ def _with_image_input(model: ov.Model, image: ImageInput) -> ov.Model | None:
     that input is not a static 4-D image tensor with 3 channels."""
     port = model.inputs[0]
     shape = port.get_partial_shape()
-    channels_at = 1 if image.layout == "NCHW" else 3
-    if shape.rank.is_dynamic or len(shape) != 4 or shape[channels_at].is_dynamic:
+    if shape.rank.is_dynamic or len(shape) != 4:
         return None
-    if shape[channels_at].get_length() != 3:
+    three = [not d.is_dynamic and d.get_length() == 3 for d in (shape[1], shape[3])]
+    if not any(three):
         return None
+    layout = image.layout if all(three) else ("NCHW" if three[0] else "NHWC")  # the model's shape decides
     ppp = ov.preprocess.PrePostProcessor(model)
     step = ppp.input(0)
     step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
-    step.model().set_layout(ov.Layout(image.layout))
+    step.model().set_layout(ov.Layout(layout))
     pre = step.preprocess()
     if image.rgb:
         pre.reverse_channels()
