@@ -120,19 +120,20 @@ def pack_image(
 
 
 def prepare_crops(
-    crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None
+    crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None, *, packed: bool = False
 ) -> np.ndarray:
-    """BGR crops -> one batch tensor (N, ...), each crop stretched to the input size."""
+    """BGR crops -> one batch tensor (N, ...), each crop stretched to the input size.
+
+    `packed`: N x H x W x 3 uint8 BGR only, for a runtime that converts them itself (`ImageInput`)."""
     size = size or spec.size
     if size is None:
         raise ValueError("classifier crops need an input size (catalog input.size)")
-    parts = [
-        _to_tensor(
-            cv2.resize(c, tuple(size), interpolation=cv2.INTER_LINEAR)
-            if c.shape[1::-1] != tuple(size)
-            else c,
-            spec,
-        )
+    target = (int(size[0]), int(size[1]))
+    fitted = [
+        cv2.resize(c, target, interpolation=cv2.INTER_LINEAR) if c.shape[1::-1] != target else c
         for c in crops
     ]
+    if packed:
+        return np.stack(fitted) if fitted else np.zeros((0, target[1], target[0], 3), np.uint8)
+    parts = [_to_tensor(c, spec) for c in fitted]
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)
