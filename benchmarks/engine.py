@@ -77,8 +77,18 @@ def standalone_stage(kind: str, options: dict[str, Any], threads: int) -> Any:
     return stage
 
 
-def run_pipeline(config: PipelineConfig, output_dir: Path) -> dict[str, Any]:
-    """One quiet run of the whole pipeline; its summary (frames, processing_s, setup_s, ...)."""
+def run_pipeline(
+    config: PipelineConfig, output_dir: Path, on_result: Callable[[Frame], None] | None = None
+) -> dict[str, Any]:
+    """One quiet run of the whole pipeline; its summary (frames, processing_s, setup_s, ...).
+    `on_result` is called with every frame leaving the pipeline."""
     from pipeline.runner import Runner
 
-    return Runner(config, output_dir=output_dir, quiet=True).run().summary
+    return Runner(config, output_dir=output_dir, quiet=True, on_result=on_result).run().summary
+
+
+def stage_threads(config: PipelineConfig, stage_id: str) -> int:
+    """The CPU threads the runner gives stage `stage_id` (its share of the run's budget)."""
+    from pipeline.graph import thread_budget
+
+    return thread_budget(config)[1][stage_id]

@@ -6,6 +6,10 @@ Latency: `backend.infer` on one prepared real image (astronaut.png when the shar
 beside the repo, else a synthetic frame), batch 1, after warm-up; decode/NMS not included.
 Throughput: OpenVINO reloaded with the THROUGHPUT hint and fed through its async queue;
 other runtimes through `infer_many` (stacked into one batch where the batch is dynamic).
+Detectors are also timed as the detect stages run them (`models.detector_factory`, latency
+hint, batch 1), split per frame into pre-processing (`Detector.prepare`), inference and
+post-processing (`Detector.decode`): columns pre/infer/post ms. Their inference may differ from
+p50 when the detector hands the runtime uint8 frames and the runtime converts them itself.
 """
 
 from __future__ import annotations
@@ -78,6 +82,35 @@ def _throughput(loaded: LoadedModel, feeds: dict[str, np.ndarray], seconds: floa
     return done / (time.perf_counter() - start), loaded.backend.info.requests
 
 
+def _split(
+    choice: Choice, device: str, threads: int | None, image: np.ndarray, seconds: float
+) -> dict[str, Any]:
+    """Median ms per frame of a detector's pre-processing, inference and post-processing."""
+    from models.detector_factory import open_detector
+    from models.detectors import BackendDetector
+
+    if choice.resolved.format.decoder == "classifier":
+        return {}
+    detector = open_detector(choice, device, threads)
+    try:
+        if not isinstance(detector, BackendDetector):  # cv2.FaceDetectorYN: one opaque call
+            return {}
+        parts: list[tuple[float, float, float]] = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(parts) < 5:
+            t0 = time.perf_counter()
+            feeds, transform = detector.prepare(image)
+            t1 = time.perf_counter()
+            outputs = detector.backend.infer(feeds)
+            t2 = time.perf_counter()
+            detector.decode(outputs, transform)
+            parts.append((t1 - t0, t2 - t1, time.perf_counter() - t2))
+    finally:
+        detector.close()
+    pre, infer, post = (round(float(np.median(col)) * 1000, 2) for col in zip(*parts, strict=True))
+    return {"pre_ms": pre, "infer_ms": infer, "post_ms": post}
+
+
 def bench_one(
     choice: Choice, device: str, seconds: float, threads: int | None, image: np.ndarray
 ) -> dict[str, Any]:
@@ -94,6 +127,7 @@ def bench_one(
         throughput_model = latency_model
     fps, requests = _throughput(throughput_model, feeds, seconds / 2)
     throughput_model.backend.close()
+    split = _split(choice, device, threads, image, seconds / 4)
     return {
         "model": info.model,
         "format": info.format,
@@ -108,6 +142,9 @@ def bench_one(
         "fps_async": round(fps, 1),
         "requests": requests,
         "runs": len(times),
+        "pre_ms": split.get("pre_ms"),
+        "infer_ms": split.get("infer_ms"),
+        "post_ms": split.get("post_ms"),
     }
 
 
@@ -180,6 +217,9 @@ _COLUMNS = [
     ("fps_batch1", "fps b1", "{:.0f}"),
     ("fps_async", "fps async", "{:.0f}"),
     ("requests", "req", "{}"),
+    ("pre_ms", "pre ms", "{:.2f}"),
+    ("infer_ms", "infer ms", "{:.1f}"),
+    ("post_ms", "post ms", "{:.2f}"),
     ("x_tf_latency", "xTF p50", "{:.2f}"),
     ("x_tf_fps", "xTF fps", "{:.2f}"),
 ]

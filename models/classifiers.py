@@ -56,7 +56,8 @@ class Classifier:
                 )
         if not crops:
             return {n: np.zeros((0, 0), np.float32) for n in self.output_names}
-        raw = self.backend.infer({self.input_name: prepare_crops(crops, self.spec)})
+        packed = self.backend.image_input is not None  # the runtime converts uint8 BGR crops itself
+        raw = self.backend.infer({self.input_name: prepare_crops(crops, self.spec, packed=packed)})
         values = list(raw.values())
         out = {}
         for i, name in enumerate(self.output_names):
@@ -108,4 +109,7 @@ def build_classifier(
         raise ModelError(
             f"model {choice.resolved.name!r} is a {choice.resolved.entry.task} model, not a classifier"
         )
-    return Classifier(open_backend(choice, device, threads, mode=mode, precision=precision, batch=batch))
+    loaded = open_backend(
+        choice, device, threads, mode=mode, precision=precision, batch=batch, images_in=True
+    )
+    return Classifier(loaded)

@@ -62,7 +62,7 @@ def open_detector(
         )
     if decoder == "yunet" and choice.backend == "opencv":
         return YuNetOpenCvDetector(choice, threads, conf, nms)
-    loaded = open_backend(choice, device, threads, mode=mode, precision=precision)
+    loaded = open_backend(choice, device, threads, mode=mode, precision=precision, images_in=True)
     if decoder == "yolo":  # the one wrapper with an extra option
         return YoloDetector(loaded, conf, nms, layout=layout)
     return {**OBJECT_DETECTORS, **FACE_DETECTORS}[decoder](loaded, conf, nms)

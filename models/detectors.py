@@ -14,7 +14,7 @@ Class ids are the model's own (YOLOX/SSD COCO: 0 = person; TF OD API and OMZ gra
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 
@@ -22,7 +22,7 @@ from models.backends import Backend
 from models.catalog import InputSpec
 from models.labels import label_for
 from models.loader import LoadedModel, ModelRunInfo
-from models.preprocessing import InputTransform, prepare_image
+from models.preprocessing import InputTransform, pack_image, prepare_image
 from pipeline.frame import Detections
 
 DETECTOR_DECODERS = ("yolox", "yolo", "tfod", "ssd_anchors", "detection_output", "yunet", "blazeface")
@@ -74,6 +74,8 @@ class BackendDetector(Detector):
             if len(shape) == 4 and (shape[1] in (1, 3)) != (shape[3] in (1, 3)):
                 self.spec = self.spec.model_copy(update={"layout": "NCHW" if shape[1] in (1, 3) else "NHWC"})
         self.input_name = loaded.backend.inputs[0].name
+        # the runtime converts uint8 BGR frames itself (OpenVINO PrePostProcessor): hand it pixels
+        self._prepare_input = pack_image if loaded.backend.image_input is not None else prepare_image
         self.output_names = [o.name for o in resolved.format.outputs]
 
     @staticmethod
@@ -99,12 +101,21 @@ class BackendDetector(Detector):
         return list(outputs.values())[index]
 
     def _prepare(self, image: np.ndarray) -> tuple[dict[str, np.ndarray], InputTransform]:
-        tensor, transform = prepare_image(image, self.spec, self.input_size)
+        tensor, transform = self._prepare_input(image, self.spec, self.input_size)
         return {self.input_name: tensor}, transform
 
     @abstractmethod
     def _decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
         """Raw outputs of one image -> Detections in that image's pixels."""
+
+    def prepare(self, image_bgr: np.ndarray) -> tuple[dict[str, np.ndarray], InputTransform]:
+        """Pre-processing alone: the feeds for one image and the transform back to its pixels."""
+        _check_image(image_bgr)
+        return self._prepare(image_bgr)
+
+    def decode(self, outputs: dict[str, np.ndarray], transform: InputTransform) -> Detections:
+        """Post-processing alone: raw outputs of one image -> Detections in its pixels."""
+        return self._decode(outputs, transform)
 
     def detections(
         self,
@@ -130,9 +141,16 @@ class BackendDetector(Detector):
         """Detections for several images (pipelined/batched by the backend), in order."""
         for image in images:
             _check_image(image)
-        prepared = [self._prepare(image) for image in images]
-        outputs = self.backend.infer_many([feeds for feeds, _ in prepared])
-        return [self._decode(out, transform) for out, (_, transform) in zip(outputs, prepared, strict=True)]
+        transforms: list[InputTransform] = []
+
+        def feeds() -> Iterator[dict[str, np.ndarray]]:  # prepared one by one, as requests free up
+            for image in images:
+                fed, transform = self._prepare(image)
+                transforms.append(transform)
+                yield fed
+
+        outputs = self.backend.infer_many(feeds())
+        return [self._decode(out, transform) for out, transform in zip(outputs, transforms, strict=True)]
 
     def close(self) -> None:
         self.backend.close()

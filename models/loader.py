@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from models.backends import Backend, load_backend
+from models.backends import Backend, ImageInput, load_backend
 from models.backends.selection import rank_backends
 from models.catalog import BACKENDS, Catalog, Decoder, InputSpec, ModelEntry, ModelFormat, load_catalog
 from models.resolver import ResolvedModel, looks_like_path, resolve, resolve_user_file
@@ -152,6 +152,14 @@ def input_shape(fmt: ModelFormat) -> list[int] | None:
     return [1, c, h, w] if spec.layout == "NCHW" else [1, h, w, c]
 
 
+def image_input(spec: InputSpec) -> ImageInput | None:
+    """The in-runtime conversion that turns uint8 BGR images into this input, or None when the
+    model wants gray or its size is not fixed (those keep the Python path)."""
+    if spec.colour == "GRAY" or spec.size is None:
+        return None
+    return ImageInput(spec.layout, rgb=spec.colour == "RGB", mean=spec.mean, std=spec.std)
+
+
 def open_backend(
     choice: Choice,
     device: str = "AUTO",
@@ -160,8 +168,12 @@ def open_backend(
     mode: str = "latency",
     precision: str | None = None,
     batch: int | None = None,
+    images_in: bool = False,
 ) -> LoadedModel:
-    """Load the chosen format on the chosen backend (`batch`: OpenVINO reshape, -1 = dynamic)."""
+    """Load the chosen format on the chosen backend (`batch`: OpenVINO reshape, -1 = dynamic).
+
+    `images_in`: ask the runtime to take uint8 BGR images and do the input conversion itself
+    (see `image_input`; `backend.image_input` says whether it did)."""
     fmt = choice.resolved.format
     names: Sequence[str] = [o.name for o in fmt.outputs]
     start = time.perf_counter()
@@ -177,6 +189,7 @@ def open_backend(
         batch=batch,
         input_shape=input_shape(fmt),
         precision=precision,
+        image_input=image_input(fmt.input) if images_in else None,
     )
     elapsed = time.perf_counter() - start
     info = backend.info

@@ -4,6 +4,8 @@
 (`(pixel - mean) / std`), casts and lays out one BGR frame; `InputTransform` maps boxes and
 points from model-input pixels (or 0..1 coordinates) back to the original frame.
 `prepare_crops` does the same for a batch of classifier crops (always stretched).
+`pack_image` only fits the frame (resize / letterbox) and hands over uint8 BGR pixels, for a
+runtime that does the rest inside the model (`Backend.image_input`).
 """
 
 from __future__ import annotations
@@ -75,13 +77,12 @@ def _to_tensor(pixels: np.ndarray, spec: InputSpec) -> np.ndarray:
     return np.ascontiguousarray(tensor.transpose(0, 3, 1, 2)) if spec.layout == "NCHW" else tensor
 
 
-def prepare_image(
+def fit_image(
     image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
 ) -> tuple[np.ndarray, InputTransform]:
-    """One BGR frame -> (input tensor with batch 1, its `InputTransform`).
-
-    `size` (width, height) overrides `spec.size`; with neither the frame keeps its size.
-    """
+    """One BGR frame resized (stretch or letterbox) to the input size: (H x W x 3 uint8 BGR, its
+    `InputTransform`). `size` (width, height) overrides `spec.size`; with neither the frame
+    keeps its size (and is returned as is)."""
     h, w = image_bgr.shape[:2]
     width, height = size or spec.size or (w, h)
     target = (int(width), int(height))  # callers may pass a list
@@ -99,23 +100,44 @@ def prepare_image(
             max_scale=spec.max_scale,
         )
         transform = InputTransform(box.scale, box.scale, box.pad_x, box.pad_y, target, (w, h))
+    return pixels, transform
+
+
+def prepare_image(
+    image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, InputTransform]:
+    """One BGR frame -> (input tensor with batch 1, its `InputTransform`).
+
+    `size` (width, height) overrides `spec.size`; with neither the frame keeps its size.
+    """
+    pixels, transform = fit_image(image_bgr, spec, size)
     return _to_tensor(pixels, spec), transform
 
 
+def pack_image(
+    image_bgr: np.ndarray, spec: InputSpec, size: tuple[int, int] | None = None
+) -> tuple[np.ndarray, InputTransform]:
+    """One BGR frame -> (1 x H x W x 3 uint8 BGR, its `InputTransform`): fitted to the input size,
+    everything else (layout, colour, type, mean/std) left to the runtime (`ImageInput`)."""
+    pixels, transform = fit_image(image_bgr, spec, size)
+    return np.ascontiguousarray(pixels)[None], transform
+
+
 def prepare_crops(
-    crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None
+    crops: Sequence[np.ndarray], spec: InputSpec, size: tuple[int, int] | None = None, *, packed: bool = False
 ) -> np.ndarray:
-    """BGR crops -> one batch tensor (N, ...), each crop stretched to the input size."""
+    """BGR crops -> one batch tensor (N, ...), each crop stretched to the input size.
+
+    `packed`: N x H x W x 3 uint8 BGR only, for a runtime that converts them itself (`ImageInput`)."""
     size = size or spec.size
     if size is None:
         raise ValueError("classifier crops need an input size (catalog input.size)")
-    parts = [
-        _to_tensor(
-            cv2.resize(c, tuple(size), interpolation=cv2.INTER_LINEAR)
-            if c.shape[1::-1] != tuple(size)
-            else c,
-            spec,
-        )
+    target = (int(size[0]), int(size[1]))
+    fitted = [
+        cv2.resize(c, target, interpolation=cv2.INTER_LINEAR) if c.shape[1::-1] != target else c
         for c in crops
     ]
+    if packed:
+        return np.stack(fitted) if fitted else np.zeros((0, target[1], target[0], 3), np.uint8)
+    parts = [_to_tensor(c, spec) for c in fitted]
     return np.concatenate(parts) if parts else np.zeros((0,), np.float32)

@@ -88,7 +88,8 @@ def decode_yolox(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Decode a raw YOLOX head: [1, A, 5 + C] or [A, 5 + C] rows (tx, ty, tw, th, obj, cls...).
 
-    obj and cls are already sigmoid-ed; the box columns are raw: cx = (tx + gx) * s,
+    obj and cls are already sigmoid-ed (so obj * cls <= obj, and rows whose obj is below `conf`
+    are skipped before decoding); the box columns are raw: cx = (tx + gx) * s,
     cy = (ty + gy) * s, w = exp(tw) * s, h = exp(th) * s. The model input is BGR 0..255 (no
     normalisation) letterboxed top-left with 114. `input_size` is (width, height).
     """
@@ -99,6 +100,9 @@ def decode_yolox(
             f"YOLOX output has {len(rows)} rows but a {input_size} input with strides {tuple(strides)} "
             f"has {len(grid)} cells; wrong input_size/strides, or not a raw YOLOX head (try layout='yolov5')"
         )
+    # score = obj * cls with cls <= 1: only rows whose obj passes can pass, so decode just those
+    cand = np.flatnonzero(rows[:, 4] > conf)
+    rows, grid, stride = rows[cand], grid[cand], stride[cand]
     centre = (rows[:, :2] + grid) * stride
     size = np.exp(np.minimum(rows[:, 2:4], 20.0)) * stride  # cap: exp overflows to inf on garbage rows
     return _select(np.concatenate([centre, size], axis=1), rows[:, 5:] * rows[:, 4:5], conf, nms_iou, max_det)
@@ -112,6 +116,7 @@ def decode_yolov5(
     Also fits YOLOv7 and YOLOX exported with its decode step inside the graph.
     """
     rows = _rows(output)
+    rows = rows[rows[:, 4] > conf]  # obj * cls <= obj: rows whose obj fails cannot pass
     return _select(rows[:, :4], rows[:, 5:] * rows[:, 4:5], conf, nms_iou, max_det)
 
 

@@ -108,3 +108,11 @@ def models_dir(pytestconfig: pytest.Config) -> Path:
     if found is None:
         pytest.skip(NO_MODELS)
     return found
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        help="record the golden JSON outputs again instead of comparing",
+    )

@@ -279,3 +279,71 @@ def test_openvino_compile_config_puts_cpu_knobs_where_the_device_reads_them() ->
     assert _compile_config(SimpleNamespace(available_devices=["NPU"]), "AUTO", "latency", 4, None) == {
         "PERFORMANCE_HINT": "LATENCY"
     }
+
+
+@pytest.mark.model
+def test_openvino_image_input_converts_uint8_bgr_inside_the_model(models_dir: Path, ov_yolox) -> None:
+    """uint8 NHWC BGR in, the PrePostProcessor does layout and type: same outputs as the
+    float32 NCHW tensor prepared in Python (issue 16)."""
+    from models.backends import ImageInput
+
+    pixels = np.random.default_rng(1).integers(0, 256, (1, 416, 416, 3), dtype=np.uint8)
+    packed = load_backend(
+        models_dir / YOLOX, "openvino", "CPU", threads=1, precision="f32", image_input=ImageInput("NCHW")
+    )
+    assert packed.image_input == ImageInput("NCHW") and ov_yolox.image_input is None
+    assert packed.inputs[0].shape == (1, 416, 416, 3) and packed.inputs[0].dtype == np.uint8
+    want = ov_yolox.infer(pixels.transpose(0, 3, 1, 2).astype(np.float32))["output"]
+    np.testing.assert_allclose(packed.infer(pixels)["output"], want, atol=1e-4)
+
+
+@pytest.mark.model
+def test_openvino_image_input_reverses_channels_and_normalises(models_dir: Path) -> None:
+    from models.backends import ImageInput
+
+    path = models_dir / "face_detection/blazeface/face_detection_short_range.tflite"
+    if not path.is_file():
+        pytest.skip(f"{path} not present")
+    plain = load_backend(path, "openvino", "CPU", threads=1, precision="f32")
+    packed = load_backend(
+        path,
+        "openvino",
+        "CPU",
+        threads=1,
+        precision="f32",
+        image_input=ImageInput("NHWC", True, 127.5, 127.5),
+    )
+    pixels = np.random.default_rng(2).integers(0, 256, (1, 128, 128, 3), dtype=np.uint8)
+    ready = (pixels[..., ::-1].astype(np.float32) - 127.5) / 127.5
+    want, got = plain.infer(ready), packed.infer(pixels)
+    for name in want:
+        np.testing.assert_allclose(got[name], want[name], atol=1e-4)
+
+
+@pytest.mark.model
+def test_openvino_infer_many_pulls_feeds_from_a_generator(ov_yolox, x_nchw: np.ndarray) -> None:
+    pulled: list[int] = []
+
+    def feeds():
+        for i in range(5):
+            pulled.append(i)
+            yield x_nchw * (1 - i / 10)
+
+    outs = ov_yolox.infer_many(feeds())
+    assert pulled == list(range(5)) and len(outs) == 5
+    np.testing.assert_allclose(outs[3]["output"], ov_yolox.infer(x_nchw * 0.7)["output"], atol=1e-5)
+
+
+def test_image_input_follows_the_catalog_input_spec() -> None:
+    """Colour images of a fixed size get the in-runtime conversion; gray or size-less inputs keep
+    the Python path (issue 16)."""
+    from models.backends import ImageInput
+    from models.catalog import InputSpec
+    from models.loader import image_input
+
+    yolox = InputSpec(size=(416, 416), layout="NCHW", colour="BGR", resize="letterbox")
+    assert image_input(yolox) == ImageInput("NCHW", rgb=False, mean=0.0, std=1.0)
+    blaze = InputSpec(size=(128, 128), layout="NHWC", colour="RGB", mean=127.5, std=127.5)
+    assert image_input(blaze) == ImageInput("NHWC", rgb=True, mean=127.5, std=127.5)
+    assert image_input(InputSpec(size=(64, 64), colour="GRAY")) is None
+    assert image_input(InputSpec(size=None)) is None

@@ -87,3 +87,54 @@ def test_bench_soak_samples_memory_threads_fds_and_latency(tmp_path, capsys):
     )
     assert set(result["growth"]) >= {"rss", "threads", "fds", "latency_p99"}
     assert "growth (last / first after warm-up)" in capsys.readouterr().out
+
+
+def test_bench_pipeline_without_drops_stages_and_rewires_their_followers():
+    from benchmarks.pipeline import _drop
+    from pipeline.config import PipelineConfig
+    from pipeline.errors import ConfigError
+
+    config = PipelineConfig.model_validate(
+        {
+            "version": 1,
+            "sources": [{"id": "a", "uri": "synthetic://32x32"}],
+            "stages": [
+                {"id": "faces", "kind": "detect.haar"},
+                {"id": "draw", "kind": "render"},
+                {"id": "out", "kind": "sink.jsonl", "after": "draw"},
+            ],
+        }
+    )
+    _drop(config, ["draw"])
+    assert [(s.id, s.after) for s in config.stages] == [("faces", None), ("out", None)]
+    with pytest.raises(ConfigError, match="no stage video"):
+        _drop(config, ["video"])
+
+
+@pytest.mark.model
+@pytest.mark.slow
+def test_bench_pipeline_sets_a_detector_pipeline_beside_its_model_alone(tmp_path, capsys):
+    """The model's own throughput (ready tensors, async queue full) is the third row; every row
+    gets its fps and CPU per frame as a ratio to it (issue 16)."""
+    import json
+
+    from pipeline.cli import main
+
+    out = tmp_path / "pipe.json"
+    config = Path(__file__).resolve().parents[1] / "configs" / "yolo_objects.yaml"
+    argv = ["-q", "bench", "pipeline", str(config), "--source", "synthetic://160x120"]
+    argv += ["--max-frames", "6", "--rounds", "1", "--without", "draw", "--without", "video"]
+    assert main([*argv, "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())
+    assert len(rows) == 3 and rows[2]["run"].startswith("model alone: yolox-nano")
+    assert rows[2]["x_model"] == 1.0 and rows[2]["x_model_cpu"] == 1.0
+    assert rows[1]["x_model"] > 0 and rows[1]["cpu_ms"] > 0
+    assert "x_model" in capsys.readouterr().out
+
+
+@pytest.mark.model
+def test_bench_models_splits_a_detector_into_pre_inference_and_post():
+    from benchmarks import models
+
+    rows = models.run(["yolox-nano"], seconds=0.4, threads=1, backends=["openvino"])
+    assert rows and all(r["pre_ms"] > 0 and r["infer_ms"] > 0 and r["post_ms"] > 0 for r in rows)

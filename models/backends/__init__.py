@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.backends.base import Backend, BackendInfo, TensorSpec
+from models.backends.base import Backend, BackendInfo, ImageInput, TensorSpec
 from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES, FormatKind
 from pipeline.errors import ModelError
 
-__all__ = ["Backend", "BackendInfo", "TensorSpec", "kind_of", "load_backend"]
+__all__ = ["Backend", "BackendInfo", "ImageInput", "TensorSpec", "kind_of", "load_backend"]
 
 log = logging.getLogger("vigil.models")
 
@@ -47,6 +47,7 @@ def load_backend(
     batch: int | None = None,
     input_shape: Sequence[int] | None = None,
     precision: str | None = None,
+    image_input: ImageInput | None = None,
 ) -> Backend:
     """Load a model file on a runtime.
 
@@ -55,7 +56,9 @@ def load_backend(
     inputs/outputs: tensor names (needed by frozen graphs; they also pick the key of outputs
     known by several names); mode: latency | throughput (OpenVINO streams); batch: reshape
     the batch dimension (OpenVINO); input_shape: fix dynamic input dims (OpenVINO);
-    precision: None = device default, or f32/bf16/f16 (OpenVINO, OpenCV CUDA).
+    precision: None = device default, or f32/bf16/f16 (OpenVINO, OpenCV CUDA); image_input:
+    let the runtime take uint8 BGR images and convert them itself (OpenVINO; check
+    `Backend.image_input` to see whether it did).
     """
     if backend not in ("auto", "openvino", "tensorflow", "opencv"):
         raise ModelError(f"unknown backend {backend!r} (use openvino, tensorflow, opencv or auto)")
@@ -77,6 +80,7 @@ def load_backend(
             batch=batch,
             input_shape=input_shape,
             precision=precision,
+            image_input=image_input,
         )
     if backend == "tensorflow" and kind == "tflite":
         from models.backends.litert import LiteRtBackend

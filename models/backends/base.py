@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -64,6 +64,19 @@ class BackendInfo:
         }
 
 
+@dataclass(frozen=True)
+class ImageInput:
+    """Ask a runtime to take the first input as uint8 N x H x W x 3 BGR images and convert them
+    itself, inside the compiled model: to `layout` (the model's own, NCHW or NHWC) and float,
+    channels reversed when `rgb`, then `(x - mean) / std`. Runtimes that cannot leave
+    `Backend.image_input` as None and the caller prepares the tensor itself."""
+
+    layout: str  # the model's input layout: "NCHW" or "NHWC"
+    rgb: bool = False  # the model wants RGB
+    mean: float = 0.0
+    std: float = 1.0
+
+
 def pick_output_name(names: Sequence[str], wanted: Sequence[str] | None) -> str:
     """Key for an output known by several names: a wanted one if present, else the plainest."""
     for name in wanted or ():
@@ -86,6 +99,7 @@ class Backend(ABC):
     inputs: list[TensorSpec]
     outputs: list[TensorSpec]
     info: BackendInfo
+    image_input: ImageInput | None = None  # set when the runtime converts uint8 BGR images itself
 
     @property
     def device(self) -> str:
@@ -123,8 +137,11 @@ class Backend(ABC):
             return {k: np.concatenate([r[k] for r in results]) for k in results[0]}
         return self._run(data)
 
-    def infer_many(self, batches: Sequence[Feeds]) -> list[Outputs]:
-        """Run several feeds. Default: stack them into one call when the batch is dynamic, else one by one."""
+    def infer_many(self, batches: Iterable[Feeds]) -> list[Outputs]:
+        """Run several feeds. Default: stack them into one call when the batch is dynamic, else one by one.
+
+        `batches` may be a generator: runtimes that run asynchronously pull the next feed while
+        the previous ones run, so preparing it overlaps inference."""
         feeds = [self._normalise(b) for b in batches]
         if len(feeds) > 1 and self.max_batch is None and _stackable(feeds):
             sizes = [len(next(iter(f.values()))) for f in feeds]

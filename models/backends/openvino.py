@@ -5,13 +5,17 @@ CPU plugin's INFERENCE_NUM_THREADS so stages sharing a few cores do not oversubs
 `precision=None` keeps the device's default (the CPU picks bf16 on AVX512-BF16/AMX parts: faster,
 scores move by ~0.01); pass "f32" for results that match TensorFlow/OpenCV to 1e-4.
 `mode="throughput"` asks for several streams and `infer_many` keeps
-OPTIMAL_NUMBER_OF_INFER_REQUESTS requests in flight through an `AsyncInferQueue`.
+OPTIMAL_NUMBER_OF_INFER_REQUESTS requests in flight through an `AsyncInferQueue`, pulling each
+feed only when a request is free (a generator of feeds prepares the next while others run).
+`image_input` puts the input conversion into the compiled model with a `PrePostProcessor`
+(uint8 NHWC BGR in; layout, type, channel order and mean/scale done by the runtime), the way
+OpenVINO's model API does: fewer, smaller copies in Python and the work off the GIL.
 """
 
 from __future__ import annotations
 
 import threading
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
@@ -19,7 +23,16 @@ from typing import Any
 import numpy as np
 import openvino as ov
 
-from models.backends.base import Backend, BackendInfo, Feeds, Outputs, TensorSpec, log, pick_output_name
+from models.backends.base import (
+    Backend,
+    BackendInfo,
+    Feeds,
+    ImageInput,
+    Outputs,
+    TensorSpec,
+    log,
+    pick_output_name,
+)
 from pipeline.errors import ModelError
 
 _MODES = {"latency": "LATENCY", "throughput": "THROUGHPUT"}
@@ -84,6 +97,32 @@ def _reshape(model: ov.Model, input_shape: Sequence[int] | None, batch: int | No
         log.info("openvino: keeping the model's own input shape (%s)", str(exc).splitlines()[0])
 
 
+def _with_image_input(model: ov.Model, image: ImageInput) -> ov.Model | None:
+    """`model` taking uint8 NHWC BGR images on its first input (see `ImageInput`), or None when
+    that input is not a static 4-D image tensor with 3 channels."""
+    port = model.inputs[0]
+    shape = port.get_partial_shape()
+    if shape.rank.is_dynamic or len(shape) != 4:
+        return None
+    three = [not d.is_dynamic and d.get_length() == 3 for d in (shape[1], shape[3])]
+    if not any(three):
+        return None
+    layout = image.layout if all(three) else ("NCHW" if three[0] else "NHWC")  # the model's shape decides
+    ppp = ov.preprocess.PrePostProcessor(model)
+    step = ppp.input(0)
+    step.tensor().set_element_type(ov.Type.u8).set_layout(ov.Layout("NHWC"))
+    step.model().set_layout(ov.Layout(layout))
+    pre = step.preprocess()
+    if image.rgb:
+        pre.reverse_channels()
+    pre.convert_element_type(port.get_element_type())
+    if image.mean:
+        pre.mean(float(image.mean))
+    if image.std != 1.0:
+        pre.scale(float(image.std))
+    return ppp.build()
+
+
 def _compile_config(
     core: ov.Core, device: str, mode: str, threads: int | None, precision: str | None
 ) -> dict[str, Any]:
@@ -122,12 +161,21 @@ class OpenVinoBackend(Backend):
         input_shape: Sequence[int] | None = None,
         precision: str | None = None,
         config: Mapping[str, Any] | None = None,
+        image_input: ImageInput | None = None,
     ) -> None:
         core = shared_core()
         path = Path(path)
         dev = openvino_device(device)
         model = _read(core, path)
         _reshape(model, input_shape, batch)
+        if image_input is not None:
+            try:
+                converted = _with_image_input(model, image_input)
+            except RuntimeError as exc:
+                log.info("openvino: no in-model input conversion (%s)", str(exc).splitlines()[0])
+                converted = None
+            if converted is not None:
+                model, self.image_input = converted, image_input
         cfg = _compile_config(core, dev, mode, threads, precision)
         cfg.update(config or {})
         try:
@@ -170,31 +218,50 @@ class OpenVinoBackend(Backend):
     def _collect(self, request: ov.InferRequest) -> Outputs:
         return {spec.name: request.get_output_tensor(i).data.copy() for i, spec in enumerate(self.outputs)}
 
+    def _shareable(self, feeds: dict[str, np.ndarray]) -> bool:
+        """Whether the runtime may read `feeds` in place (no copy): C-contiguous, writable, and
+        already in the dtype each input expects (else OpenVINO's own copy converts them)."""
+        dtypes = {name: spec.dtype for spec in self.inputs for name in (spec.name, *spec.aliases)}
+        return all(
+            isinstance(v, np.ndarray)
+            and v.flags.c_contiguous
+            and v.flags.writeable
+            and dtypes.get(k) == v.dtype
+            for k, v in feeds.items()
+        )
+
     def _run(self, feeds: dict[str, np.ndarray]) -> Outputs:
         with self._lock:
-            self._request.infer(feeds)
+            self._request.infer(feeds, share_inputs=self._shareable(feeds))
             return self._collect(self._request)
 
-    def infer_many(self, batches: Sequence[Feeds]) -> list[Outputs]:
-        """All feeds through the async queue (OPTIMAL_NUMBER_OF_INFER_REQUESTS in flight)."""
-        feeds = [self._normalise(b) for b in batches]
-        if len(feeds) <= 1:
-            return [self._run(f) for f in feeds]
-        results: list[Outputs | None] = [None] * len(feeds)
+    def infer_many(self, batches: Iterable[Feeds]) -> list[Outputs]:
+        """All feeds through the async queue (OPTIMAL_NUMBER_OF_INFER_REQUESTS in flight).
+
+        Feeds are pulled one at a time, when a request is free: a generator's next feed is
+        prepared while the earlier ones run."""
+        if isinstance(batches, Sequence) and len(batches) <= 1:
+            return [self._run(self._normalise(f)) for f in batches]
+        results: dict[int, Outputs] = {}
 
         def done(request: ov.InferRequest, index: int) -> None:
             results[index] = self._collect(request)
 
+        count, held = 0, []  # shared (zero-copy) inputs stay referenced until their request is done
         with self._lock:
             if self._queue is None:
                 self._queue = ov.AsyncInferQueue(self._compiled, self.info.requests)
             self._queue.set_callback(done)
-            for i, feed in enumerate(feeds):
-                self._queue.start_async(feed, userdata=i)
-            self._queue.wait_all()
-        done_results = [r for r in results if r is not None]
-        if len(done_results) != len(results):
-            missing = [i for i, r in enumerate(results) if r is None]
+            try:
+                for count, feed in enumerate(batches, 1):
+                    data = self._normalise(feed)
+                    held.append(data)
+                    self._queue.start_async(data, userdata=count - 1, share_inputs=self._shareable(data))
+            finally:
+                self._queue.wait_all()
+        done_results = [results[i] for i in range(count) if i in results]
+        if len(done_results) != count:
+            missing = [i for i in range(count) if i not in results]
             raise ModelError(f"OpenVINO async inference returned no result for request(s) {missing}")
         return done_results
 

@@ -44,7 +44,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     config = load_pipeline(args)
     if not config.sources:
         raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
-    rows = pipeline.run(config, args.max_frames)
+    rows = pipeline.run(config, args.max_frames, args.rounds, args.without or ())
     print(format_table(rows))
     write_json(args, rows)
     return 0
@@ -238,6 +238,10 @@ def add_commands(sub: Any) -> None:
     pl = bsub.add_parser("pipeline", help="pipeline fps vs a plain sequential loop on the same input")
     add_config_options(pl)
     pl.add_argument("--max-frames", type=int, default=None, help="limit the input")
+    pl.add_argument("--rounds", type=int, default=2, help="interleaved rounds; each side's best is kept")
+    pl.add_argument(
+        "--without", action="append", metavar="STAGE_ID", help="drop this stage (repeatable), e.g. render"
+    )
     pl.set_defaults(func=cmd_pipeline)
     tk = bsub.add_parser("trackers", help="tracker cost per frame at 10, 100, 1000 objects vs track.iou")
     tk.add_argument(
