@@ -16,14 +16,14 @@ from pydantic import Field, field_validator
 
 from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
-from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
+from pipeline.stage import StageContext, register
+from stages.gated_detector import GatedDetectorStage, GatedOptions
 
 if TYPE_CHECKING:
     from models.detectors import Detector
 
 
-class DetectOptions(Options):
+class DetectOptions(GatedOptions):
     """Options shared by the DNN detectors (sizes in pixels of the full frame)."""
 
     model: str = Field(description="catalog name (see `vigil models list`) or a path to your own model file")
@@ -53,7 +53,6 @@ class DetectOptions(Options):
     layout: Literal["auto", "yolox", "yolov5", "yolov8"] = Field(
         "auto", description="output layout of your own YOLO file"
     )
-    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
     @field_validator("roi")
     @classmethod
@@ -66,7 +65,7 @@ class DetectOptions(Options):
 DetectT = TypeVar("DetectT", bound=DetectOptions)
 
 
-class _DetectStage(Stage[DetectT]):
+class _DetectStage(GatedDetectorStage[DetectT]):
     """Shared body of the DNN detector stages."""
 
     families: ClassVar[tuple[str, ...]] = ()
@@ -75,11 +74,6 @@ class _DetectStage(Stage[DetectT]):
     def __init__(self, options: DetectT, context: StageContext) -> None:
         super().__init__(options, context)
         self.detector: Detector | None = None
-        self.gate = DetectGate(options.gate)
-
-    @classmethod
-    def is_stateful(cls, options: DetectT) -> bool:
-        return options.gate is not None  # the gate follows each source frame by frame
 
     def setup(self) -> None:
         from models.detector_factory import open_detector
@@ -144,21 +138,6 @@ class _DetectStage(Stage[DetectT]):
         else:
             results = self._detector().detect_many([f.image for f in frames])
         return [self._keep(d, f.image.shape) for f, d in zip(frames, results, strict=True)]
-
-    def _gated(self, frames: list[Frame]) -> list[Frame]:
-        out = detect_gated(self.gate, frames, self._find)
-        self.context.report.update(self.gate.report())
-        return out
-
-    def process(self, frame: Frame) -> Frame:
-        return self._gated([frame])[0]
-
-    def process_batch(self, frames: list[Frame]) -> list[Frame | None]:
-        return list(self._gated(frames))
-
-    def end_stream(self, source: str) -> list[Frame]:
-        self.gate.end_stream(source)
-        return []
 
     def close(self) -> None:
         if self.detector is not None:

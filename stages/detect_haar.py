@@ -17,8 +17,8 @@ from pydantic import Field, field_validator, model_validator
 from models.nms import nms
 from pipeline.errors import ModelError
 from pipeline.frame import Detections, Frame
-from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
+from pipeline.stage import StageContext, register
+from stages.gated_detector import GatedDetectorStage, GatedOptions
 
 DEFAULT_CASCADE = "haarcascade_frontalface_default.xml"
 
@@ -56,7 +56,7 @@ def resolve_cascade(name: str) -> Path:
     raise ModelError(f"Haar cascade {name!r} not found: looked {where}{hint}")
 
 
-class HaarOptions(Options):
+class HaarOptions(GatedOptions):
     """Options of `detect.haar`. Sizes are in pixels of the full frame."""
 
     cascade: str = Field(
@@ -91,7 +91,6 @@ class HaarOptions(Options):
     )
     label: str = Field("face", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection")
-    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
     @field_validator("scale_factor")
     @classmethod
@@ -123,7 +122,7 @@ def _scaled_size(size: tuple[int, int], factor: float) -> tuple[int, int]:
 
 
 @register("detect.haar")
-class HaarDetector(Stage[HaarOptions]):
+class HaarDetector(GatedDetectorStage[HaarOptions]):
     """Haar cascade detector: adds one detection per box found (score 1.0) to the frame's detections.
 
     One cv2.CascadeClassifier per stage instance (it is not safe to share across threads).
@@ -132,11 +131,6 @@ class HaarDetector(Stage[HaarOptions]):
     def __init__(self, options: HaarOptions, context: StageContext) -> None:
         super().__init__(options, context)
         self._cascade: cv2.CascadeClassifier | None = None
-        self.gate = DetectGate(options.gate)
-
-    @classmethod
-    def is_stateful(cls, options: HaarOptions) -> bool:
-        return options.gate is not None  # the gate follows each source frame by frame
 
     def setup(self) -> None:
         path = resolve_cascade(self.options.cascade)
@@ -185,15 +179,6 @@ class HaarDetector(Stage[HaarOptions]):
         o = self.options
         boxes = [self.detect(f.image) for f in frames]
         return [Detections.create(b, class_id=[o.class_id] * len(b), label=[o.label] * len(b)) for b in boxes]
-
-    def process(self, frame: Frame) -> Frame:
-        out = detect_gated(self.gate, [frame], self._find)[0]
-        self.context.report.update(self.gate.report())
-        return out
-
-    def end_stream(self, source: str) -> list[Frame]:
-        self.gate.end_stream(source)
-        return []
 
     def close(self) -> None:
         self._cascade = None

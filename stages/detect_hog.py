@@ -15,11 +15,11 @@ from pydantic import Field
 
 from models.nms import nms
 from pipeline.frame import Detections, Frame
-from pipeline.stage import Options, Stage, StageContext, register
-from stages.detect_gate import GATE_DESCRIPTION, DetectGate, GateOptions, detect_gated
+from pipeline.stage import StageContext, register
+from stages.gated_detector import GatedDetectorStage, GatedOptions
 
 
-class HogOptions(Options):
+class HogOptions(GatedOptions):
     """Options of `detect.hog`. Sizes are in pixels of the full frame unless said otherwise."""
 
     threshold: float = Field(
@@ -36,7 +36,6 @@ class HogOptions(Options):
     overlap: float = Field(0.45, gt=0, le=1, description="IoU above which overlapping boxes are merged")
     label: str = Field("person", description="label given to every detection")
     class_id: int = Field(0, ge=0, description="class id given to every detection (0 = person in COCO)")
-    gate: GateOptions | None = Field(None, description=GATE_DESCRIPTION)
 
 
 def hog_people(
@@ -66,17 +65,12 @@ def hog_people(
 
 
 @register("detect.hog")
-class HogDetector(Stage[HogOptions]):
+class HogDetector(GatedDetectorStage[HogOptions]):
     """HOG + linear SVM people detector (OpenCV's default people SVM): no model file, no DNN runtime."""
 
     def __init__(self, options: HogOptions, context: StageContext) -> None:
         super().__init__(options, context)
         self._hog: cv2.HOGDescriptor | None = None
-        self.gate = DetectGate(options.gate)
-
-    @classmethod
-    def is_stateful(cls, options: HogOptions) -> bool:
-        return options.gate is not None  # the gate follows each source frame by frame
 
     def setup(self) -> None:
         hog = cv2.HOGDescriptor()  # one per stage: detectMultiScale is not safe to share across threads
@@ -96,15 +90,6 @@ class HogDetector(Stage[HogOptions]):
             n = len(boxes)
             out.append(Detections.create(boxes, scores, [o.class_id] * n, [o.label] * n))
         return out
-
-    def process(self, frame: Frame) -> Frame:
-        out = detect_gated(self.gate, [frame], self._find)[0]
-        self.context.report.update(self.gate.report())
-        return out
-
-    def end_stream(self, source: str) -> list[Frame]:
-        self.gate.end_stream(source)
-        return []
 
     def close(self) -> None:
         self._hog = None
