@@ -28,6 +28,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.config import PipelineConfig, SourceConfig
+from pipeline.errors import VigilError
 from pipeline.frame import Frame
 
 log = logging.getLogger("vigil.bench")
@@ -109,7 +110,9 @@ def trial(
             latencies.append(lag)
 
     run_config = _cameras(config, uri, count, every, frames + warmup)
-    Runner(run_config, output_dir=out, quiet=True, on_result=on_result).run()
+    result = Runner(run_config, output_dir=out, quiet=True, on_result=on_result).run()
+    if result.status == "failed":  # a missing model, a broken source: say so, not "0 frames"
+        raise VigilError(f"capacity trial with {count} camera(s) failed: {result.summary['error']}")
     cpu0, wall0 = start or (time.process_time(), time.perf_counter())
     cpu = time.process_time() - cpu0
     wall = max(time.perf_counter() - wall0, 1e-9)
