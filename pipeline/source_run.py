@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
-from pipeline.sources import Reader, capture_loop, redact
+from pipeline.redact import redact_uri
+from pipeline.sources import Reader, capture_loop
 from pipeline.status import SourceRate, SourceStatus, source_state
 from pipeline.summary import SourceOutcome
 from pipeline.transport import LinkSender, LinkStats, Policy, Stopped
@@ -71,7 +72,7 @@ class SourceRun:
     def status(self, now: float) -> SourceStatus:
         done = self.ended.is_set() or self.end is not None
         return SourceStatus(
-            self.cfg.id, redact(str(self.cfg.uri)), self.reader.info.kind,
+            self.cfg.id, redact_uri(str(self.cfg.uri)), self.reader.info.kind,
             source_state(done, self.end, self.reader.reconnecting, self.frames_done),
             self.rate.fps(now), self.frames_done, self.rate.drops, self.rate.age(now),
             self.reader.reconnects, self.error,

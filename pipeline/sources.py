@@ -99,7 +99,7 @@ class FileReader(Reader):
     def __init__(self, cfg: SourceConfig) -> None:
         path = Path(str(cfg.uri))
         if not path.is_file():
-            raise SourceError(f"source {cfg.id!r}: no such file: {_redact(str(path))}")
+            raise SourceError(f"source {cfg.id!r}: no such file: {redact_uri(str(path))}")
         self.cfg, self.path = cfg, path
         self.cap = cv2.VideoCapture(str(path))
         if not self.cap.isOpened():
@@ -110,7 +110,7 @@ class FileReader(Reader):
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
         ok, first = self.cap.read()
         if not ok or first is None:
-            raise SourceError(f"source {cfg.id!r}: {_redact(str(path))} has no decodable frames")
+            raise SourceError(f"source {cfg.id!r}: {redact_uri(str(path))} has no decodable frames")
         self._pending: np.ndarray | None = first
         self.fps = fps if 0 < fps < 1000 else 25.0
         self.index = 0
@@ -182,7 +182,7 @@ class ImageReader(Reader):
                 break
         if first is None:
             raise SourceError(
-                f"source {cfg.id!r}: none of the {len(files)} images at {_redact(str(uri))} could be read"
+                f"source {cfg.id!r}: none of the {len(files)} images at {redact_uri(str(uri))} could be read"
             )
         h, w = first.shape[:2]
         self.fps = 25.0
@@ -214,7 +214,7 @@ class LiveReader(Reader):
         self.cfg, self.target, self.kind = cfg, target, kind
         self.cap = self._open()
         if self.cap is None:
-            what = f"webcam {target}" if kind == "camera" else f"stream {_redact(str(target))}"
+            what = f"webcam {target}" if kind == "camera" else f"stream {redact_uri(str(target))}"
             raise SourceError(
                 f"source {cfg.id!r}: cannot open {what} (check the address/index and that it is reachable)"
             )
@@ -229,7 +229,7 @@ class LiveReader(Reader):
         self.index = 0
         h, w = first.shape[:2]
         self.info = SourceInfo(
-            cfg.id, _redact(str(target)), kind, fps if 0 < fps < 1000 else 25.0, w, h, None, live=True
+            cfg.id, redact_uri(str(target)), kind, fps if 0 < fps < 1000 else 25.0, w, h, None, live=True
         )
 
     def _open(self) -> cv2.VideoCapture | None:
@@ -341,16 +341,6 @@ class SyntheticReader(Reader):
             cv2.rectangle(image, (x, h // 3), (x + 60, h // 3 + 60), (255, 255, 255), -1)
             cv2.putText(image, str(i), (10, 40), cv2.FONT_HERSHEY_SIMPLEX, 1.2, (0, 0, 0), 3)
         return Captured(image, (self._loops * self.frames + i) / self.fps, i)
-
-
-def redact(uri: str) -> str:
-    """`uri` with a password replaced by *** (for logs, status and the HTTP API)."""
-    return _redact(uri)
-
-
-def _redact(uri: str) -> str:
-    """Hide credentials (user:pass@, ?pwd=, ?token=, ...) before logging or the summary."""
-    return redact_uri(uri)
 
 
 def capture_loop(

@@ -14,12 +14,12 @@ from pathlib import Path
 
 import pytest
 
+from models.integrity import sha256_file
 from pipeline.batch.inputs import expand_inputs
 from pipeline.batch.manifest import (
     MARKER,
     Marker,
     config_hash,
-    file_hash,
     is_complete,
     list_outputs,
     read_marker,
@@ -75,7 +75,7 @@ def test_a_folder_counts_as_complete_only_for_the_same_config_input_and_outputs(
     folder = tmp_path / "out"
     folder.mkdir()
     (folder / "results.jsonl").write_text('{"seq": 0}\n')
-    marker = Marker("complete", str(clip), "cfg", file_hash(clip), outputs=list_outputs(folder))
+    marker = Marker("complete", str(clip), "cfg", sha256_file(clip), outputs=list_outputs(folder))
     marker.write(folder)
     assert is_complete(folder, "cfg", clip)
     assert not is_complete(folder, "another config", clip)
@@ -86,7 +86,7 @@ def test_a_folder_counts_as_complete_only_for_the_same_config_input_and_outputs(
         f.write(b"\0")
     assert not is_complete(folder, "cfg", clip)
     clip.write_bytes(CLIP.read_bytes())
-    Marker("partial", str(clip), "cfg", file_hash(clip), outputs=list_outputs(folder)).write(folder)
+    Marker("partial", str(clip), "cfg", sha256_file(clip), outputs=list_outputs(folder)).write(folder)
     assert not is_complete(folder, "cfg", clip)
 
 

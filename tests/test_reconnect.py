@@ -7,9 +7,9 @@ import logging
 import numpy as np
 import pytest
 
-from pipeline import sources
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
+from pipeline.redact import redact_uri
 from pipeline.sources import LiveReader
 
 
@@ -84,7 +84,7 @@ def test_a_stream_that_never_opens_is_a_clear_error(monkeypatch):
 
 
 def test_passwords_are_not_logged():
-    assert sources._redact("rtsp://admin:s3cret@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
+    assert redact_uri("rtsp://admin:s3cret@10.0.0.5/live") == "rtsp://admin:***@10.0.0.5/live"
 
 
 @pytest.mark.slow

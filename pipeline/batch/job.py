@@ -17,7 +17,8 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from pipeline.batch.manifest import Marker, State, file_hash, list_outputs, read_marker
+from models.integrity import sha256_file
+from pipeline.batch.manifest import Marker, State, list_outputs, read_marker
 from pipeline.config import PipelineConfig, with_sources
 from pipeline.errors import SourceError, VigilError
 from pipeline.outputs import write_atomic
@@ -85,7 +86,7 @@ def run_file(job: FileJob) -> FileResult:
     result = FileResult(job.input, job.output_dir, "failed", host=os.uname().nodename)
     marker: Marker | None = None
     try:
-        input_sha = file_hash(Path(job.input))
+        input_sha = sha256_file(Path(job.input))
         before = read_marker(folder)
         attempt = before.attempt + 1 if before is not None and before.batch_id == job.batch_id else 1
         result.attempts = attempt

@@ -13,11 +13,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Literal
 
+from models.integrity import sha256_file
 from pipeline.config import PipelineConfig
 from pipeline.outputs import write_atomic
 
 MARKER = "batch-file.json"
-CHUNK = 1 << 20
 
 State = Literal["running", "partial", "failed", "complete"]
 
@@ -29,15 +29,6 @@ def config_hash(config: PipelineConfig) -> str:
     data["sources"] = [{k: v for k, v in s.items() if k != "uri"} for s in data.get("sources", [])]
     text = json.dumps(data, sort_keys=True, default=str)
     return hashlib.sha256(text.encode()).hexdigest()
-
-
-def file_hash(path: Path) -> str:
-    """sha256 of a file's bytes."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        while block := f.read(CHUNK):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 @dataclass
@@ -87,4 +78,4 @@ def is_complete(folder: Path, config_sha256: str, input_path: Path) -> bool:
         p = folder / name
         if not p.is_file() or p.stat().st_size != size:
             return False
-    return marker.input_sha256 == file_hash(input_path)  # last: the one check that reads the file
+    return marker.input_sha256 == sha256_file(input_path)  # last: the one check that reads the file
