@@ -10,11 +10,14 @@ from __future__ import annotations
 import argparse
 import os
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pipeline.cli.eval import write_json
 from pipeline.cli.run import add_config_options, load_pipeline
 from pipeline.errors import ConfigError
+
+if TYPE_CHECKING:
+    from pipeline.config import PipelineConfig
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -23,6 +26,14 @@ def _size(text: str) -> tuple[int, int]:
     except ValueError:
         raise argparse.ArgumentTypeError(f"expected WIDTHxHEIGHT, e.g. 1920x1080, got {text!r}") from None
     return w, h
+
+
+def _config_with_sources(args: argparse.Namespace) -> PipelineConfig:
+    """The pipeline to measure; a benchmark needs an input."""
+    config = load_pipeline(args)
+    if not config.sources:
+        raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
+    return config
 
 
 def cmd_transport(args: argparse.Namespace) -> int:
@@ -41,9 +52,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
     from benchmarks import pipeline
     from benchmarks.table import format_table
 
-    config = load_pipeline(args)
-    if not config.sources:
-        raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
+    config = _config_with_sources(args)
     rows = pipeline.run(config, args.max_frames, args.rounds, args.without or ())
     print(format_table(rows))
     write_json(args, rows)
@@ -86,9 +95,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     """Real-time cameras sustained, gated vs not gated."""
     from benchmarks import capacity
 
-    config = load_pipeline(args)
-    if not config.sources:
-        raise ConfigError(f"{args.config}: no sources to measure on; pass --source")
+    config = _config_with_sources(args)
     rows = capacity.run(config, args.fps, args.seconds, args.max_cameras)
     note = f"{args.seconds:g} s a trial" if args.seconds else "the whole source a trial"
     print(capacity.format_rows(rows, args.fps, note))
