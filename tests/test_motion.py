@@ -105,6 +105,77 @@ def test_gate_runs_on_motion_rechecks_found_objects_and_keeps_a_maximum_interval
     assert gate.report() == {"inferred": len(runs), "skipped": 40 - len(runs)}
 
 
+def _gate_runs(gate: DetectGate, sources: list[str], frames: int, motion_at) -> dict[str, list[int]]:
+    """Feed every source frames 0..frames-1 (in lockstep, like copies of one video); motion away
+    from the object on the seqs `motion_at(source, seq)` says, still otherwise; the detector
+    always finds the person. The seqs each source ran on."""
+    person = Detections.create([[10, 10, 50, 90]], [0.9])
+    runs: dict[str, list[int]] = {s: [] for s in sources}
+    for seq in range(frames):
+        for source in sources:
+            motion = [[100, 100, 120, 120]] if motion_at(source, seq) else np.zeros((0, 4))
+            f = _frame(seq, motion, source)
+            if gate.should_run(f):
+                runs[source].append(seq)
+                gate.ran(f, person)
+    return runs
+
+
+def test_gate_spreads_the_rechecks_of_sources_with_the_same_motion_over_different_frames():
+    """Five copies of one video: motion on the same frames, so the same motion-triggered runs; their
+    periodic re-checks must not all land on the same frame (a burst of inferences at once)."""
+    gate = DetectGate(GateOptions(recheck_every=5, max_interval=1000))
+    sources = [f"cam{i}" for i in range(5)]
+    motion = {0, 1, 2, 17, 18, 41}
+    runs = _gate_runs(gate, sources, 80, lambda source, seq: seq in motion)
+    rechecks = {s: [q for q in runs[s] if q not in motion] for s in sources}
+    for s in sources:  # motion-triggered runs are kept, the same for every source
+        assert motion <= set(runs[s])
+        assert rechecks[s]
+    on_frame = [sum(seq in rechecks[s] for s in sources) for seq in range(80)]
+    assert max(on_frame) == 1  # 5 sources, recheck_every 5: one re-check a frame
+    assert len({q % 5 for s in sources for q in rechecks[s][:1]}) == 5  # each source on its own beat
+    for s in sources:  # between motion, a followed source re-checks exactly every 5 frames
+        steady = [q for q in rechecks[s] if 45 < q]
+        assert np.diff(steady).tolist() == [5] * (len(steady) - 1)
+
+
+def test_gate_rechecks_come_at_most_twice_the_interval_minus_one_after_any_run():
+    gate = DetectGate(GateOptions(recheck_every=4, max_interval=1000))
+    sources = [f"cam{i}" for i in range(6)]  # more sources than phases: round-robin
+    rng = np.random.default_rng(3)
+    moving = {(s, q) for s in sources for q in range(300) if rng.random() < 0.08}
+    runs = _gate_runs(gate, sources, 300, lambda source, seq: (source, seq) in moving)
+    for s in sources:
+        gaps = np.diff(runs[s])
+        assert gaps.max() <= 2 * 4 - 1, (s, runs[s])
+        assert gaps.max() <= 4 + (4 - 1) // 2, (s, runs[s])  # the nearest beat: at most 5 for 4
+    # no rule other than motion and the re-check ran: every run off motion is on the source's beat
+    for i, s in enumerate(sources):
+        assert all((q + i % 4) % 4 == 0 for q in runs[s] if q > 0 and (s, q) not in moving)
+
+
+def test_gate_single_source_rechecks_regularly():
+    gate = DetectGate(GateOptions(recheck_every=5, max_interval=1000))
+    runs = _gate_runs(gate, ["cam"], 60, lambda source, seq: seq == 13)
+    # after the motion at 13, the re-check due at 18 moves to the nearest beat frame, 20
+    assert runs["cam"] == [0, 5, 10, 13, 20, 25, 30, 35, 40, 45, 50, 55]
+    runs = _gate_runs(
+        DetectGate(GateOptions(recheck_every=5, max_interval=1000)), ["cam"], 30, lambda s, q: q == 7
+    )
+    assert runs["cam"][:5] == [0, 5, 7, 10, 15]  # due at 12, nearest beat 10
+
+
+def test_gate_phases_follow_the_order_sources_appear_and_a_returning_source_gets_a_new_one():
+    gate = DetectGate(GateOptions(recheck_every=3, max_interval=1000))
+    order = ["b", "a", "c", "d"]  # phases 0, 1, 2, 0: beats on seqs 0/3/6, 2/5, 1/4/7, 0/3/6
+    runs = _gate_runs(gate, order, 9, lambda source, seq: False)
+    assert [runs[s] for s in order] == [[0, 3, 6], [0, 2, 5, 8], [0, 4, 7], [0, 3, 6]]
+    gate.end_stream("b")
+    again = _gate_runs(gate, ["b"], 9, lambda source, seq: False)
+    assert again["b"] == [0, 2, 5, 8]  # the fifth arrival: phase 1
+
+
 def test_gate_without_motion_information_or_options_always_runs_and_sources_are_separate():
     gated = DetectGate(GateOptions())
     assert all(gated.should_run(_frame(s)) for s in range(5))  # no filter.motion before it
