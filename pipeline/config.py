@@ -25,6 +25,7 @@ from pipeline.stage import get_kind
 from pipeline.yaml_input import Path_, format_path, load_value, parse_yaml, read_text
 
 __all__ = [
+    "STREAM_SCHEMES",
     "LinksConfig",
     "PipelineConfig",
     "ReconnectConfig",
@@ -37,6 +38,7 @@ __all__ = [
     "parse_yaml",
     "config_from_dict",
     "with_sources",
+    "uri_kind_by_name",
     "validate",
 ]
 
@@ -50,6 +52,7 @@ MAX_LINK_CAPACITY = 64  # every slot may hold a full frame
 DEFAULT_MAX_PIXELS = 40_000_000  # a 8K frame is 33 Mpx
 MAX_PIXELS_LIMIT = 16384 * 16384  # ~805 MB per BGR frame
 MAX_SECONDS = 86_400.0  # timeouts and delays: a day at most, and finite
+STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"}
 
 
 def max_threads() -> int:
@@ -103,7 +106,18 @@ class SourceConfig(_Model):
         f"with a warning, image files before decoding (default 40 Mpx, at most {MAX_PIXELS_LIMIT})",
     )
     max_frames: int | None = Field(None, ge=1, description="stop after this many emitted frames")
-    loop: bool = Field(False, description="restart a file at its end (demos, soak tests)")
+    loop: bool = Field(
+        False,
+        description="restart a file at its end, from its first frame even with start_s (demos, soak tests)",
+    )
+    start_s: float = Field(
+        0.0,
+        ge=0,
+        le=MAX_SECONDS,
+        allow_inf_nan=False,
+        description="start a video file this many seconds in (files only; pts stay positions in the file; "
+        "`loop: true` restarts at 0, not here)",
+    )
     open_timeout_s: float = _seconds(10.0, "how long opening a stream may take, seconds (at most a day)")
     read_timeout_s: float = _seconds(
         10.0, "a stream silent this long counts as dropped, seconds (at most a day)"
@@ -130,6 +144,26 @@ class SourceConfig(_Model):
                 ("uri",), f"synthetic {size[0]}x{size[1]} is more than max_pixels ({self.max_pixels})"
             )
         return self
+
+    @model_validator(mode="after")
+    def _start_in_files_only(self) -> SourceConfig:
+        # a folder or glob is told apart from a file only on disk: the reader ignores start_s there
+        kind = uri_kind_by_name(self.uri)
+        if self.start_s > 0 and kind is not None:
+            what = {"camera": "a webcam", "stream": "a stream", "synthetic": "synthetic frames"}[kind]
+            raise _PathError(("start_s",), f"start_s needs a video file, not {what}")
+        return self
+
+
+def uri_kind_by_name(uri: str | int) -> str | None:
+    """camera | stream | synthetic when the uri alone says so; None for a file, folder or glob
+    (told apart on disk, by `pipeline.sources.classify_uri`)."""
+    if isinstance(uri, int) or uri.isdigit():
+        return "camera"
+    scheme = urlsplit(uri).scheme.lower()
+    if scheme == "synthetic":
+        return "synthetic"
+    return "stream" if scheme in STREAM_SCHEMES else None
 
 
 def _synthetic_size(uri: str | int) -> tuple[int, int] | None:

@@ -287,7 +287,8 @@ class Runner:
         for src in self._sources.values():
             if src.reader.info.live or not src.reader.info.frames:
                 return None
-            n = -(-src.reader.info.frames // src.cfg.every)  # frames 0, every, 2*every, ... are kept
+            left = src.reader.info.frames - src.reader.start_index  # a file's start_s skips the first ones
+            n = -(-left // src.cfg.every)  # frames 0, every, 2*every, ... of those are kept
             total += min(n, src.cfg.max_frames) if src.cfg.max_frames else n
         return total or None
 

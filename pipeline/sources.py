@@ -20,7 +20,7 @@ from urllib.parse import parse_qs, urlparse
 import cv2
 import numpy as np
 
-from pipeline.config import SourceConfig
+from pipeline.config import SourceConfig, uri_kind_by_name
 from pipeline.errors import SourceError
 from pipeline.frame import Frame, SourceInfo
 from pipeline.image_limits import FrameSizeGuard, image_file_refusal
@@ -31,7 +31,6 @@ from pipeline.wire import Message, StreamEnd, StreamStart
 log = logging.getLogger("vigil.capture")
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".bmp", ".tif", ".tiff", ".webp"}
-STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"}
 MAX_BAD_FRAMES = 25  # consecutive unreadable frames before a file counts as ended
 
 
@@ -58,6 +57,7 @@ class Reader:
     failure: str | None = None  # set when the stream ended because the source broke (not its end)
     reconnecting: bool = False  # a live source between a drop and its reopening (read by `Runner.status`)
     reconnects: int = 0  # drops it came back from
+    start_index: int = 0  # frame number of the first frame read (a file's `start_s`)
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         raise NotImplementedError
@@ -68,13 +68,10 @@ class Reader:
 
 def classify_uri(uri: str | int) -> str:
     """file | images | camera | stream | synthetic."""
-    if isinstance(uri, int) or (isinstance(uri, str) and uri.isdigit()):
-        return "camera"
-    scheme = urlparse(uri).scheme.lower()
-    if scheme == "synthetic":
-        return "synthetic"
-    if scheme in STREAM_SCHEMES:
-        return "stream"
+    kind = uri_kind_by_name(uri)
+    if kind is not None:
+        return kind
+    uri = str(uri)
     if any(ch in uri for ch in "*?[") or Path(uri).is_dir() or Path(uri).suffix.lower() in IMAGE_SUFFIXES:
         return "images"
     return "file"
@@ -82,6 +79,8 @@ def classify_uri(uri: str | int) -> str:
 
 def open_source(cfg: SourceConfig) -> Reader:
     kind = classify_uri(cfg.uri)
+    if cfg.start_s and kind != "file":  # the config refuses it for cameras and streams; folders land here
+        log.warning("source %s: start_s applies to video files only; ignored for %s", cfg.id, kind)
     if kind == "camera":
         return LiveReader(cfg, int(cfg.uri), "camera")
     if kind == "stream":
@@ -94,7 +93,13 @@ def open_source(cfg: SourceConfig) -> Reader:
 
 
 class FileReader(Reader):
-    """A video file, decoded to the end; unreadable frames in the middle are skipped and logged."""
+    """A video file, decoded to the end; unreadable frames in the middle are skipped and logged.
+
+    `start_s` seeks to the frame nearest that time before the first read; frame numbers (`index`)
+    and media times (`pts`) stay positions in the file. `loop` restarts from the beginning of the
+    file, not from `start_s` (a looped camera copy shows the whole scene), and media time goes on
+    across loops so that `realtime` keeps pacing.
+    """
 
     def __init__(self, cfg: SourceConfig) -> None:
         path = Path(str(cfg.uri))
@@ -108,15 +113,34 @@ class FileReader(Reader):
             )
         fps = self.cap.get(cv2.CAP_PROP_FPS) or 0.0
         count = int(self.cap.get(cv2.CAP_PROP_FRAME_COUNT) or 0)
+        self.fps = fps if 0 < fps < 1000 else 25.0
+        self.start_index = self._seek(cfg.start_s, count)
         ok, first = self.cap.read()
         if not ok or first is None:
-            raise SourceError(f"source {cfg.id!r}: {redact_uri(str(path))} has no decodable frames")
+            at = f" from start_s {cfg.start_s:g} s on" if self.start_index else ""
+            raise SourceError(f"source {cfg.id!r}: {redact_uri(str(path))} has no decodable frames{at}")
         self._pending: np.ndarray | None = first
-        self.fps = fps if 0 < fps < 1000 else 25.0
-        self.index = 0
+        self.index = self.start_index
         self._base_pts = 0.0
         h, w = first.shape[:2]
         self.info = SourceInfo(cfg.id, str(path), "file", self.fps, w, h, count or None, live=cfg.realtime)
+
+    def _seek(self, start_s: float, count: int) -> int:
+        """Go to the frame at `start_s` seconds (the nearest); its number."""
+        index = round(start_s * self.fps)
+        if index == 0:
+            return 0
+        if count and index >= count:
+            raise SourceError(
+                f"source {self.cfg.id!r}: start_s {start_s:g} s is past the end of "
+                f"{redact_uri(str(self.path))} ({count / self.fps:.1f} s)"
+            )
+        # FFmpeg seeks to the key frame before and decodes up to the frame asked for: exact
+        if not self.cap.set(cv2.CAP_PROP_POS_FRAMES, index):
+            for _ in range(index):  # a backend that cannot seek: decode up to it
+                if not self.cap.grab():
+                    break
+        return index
 
     def read(self, decode: bool = True, stop: threading.Event | None = None) -> Captured | None:
         if self._pending is not None:
@@ -136,7 +160,7 @@ class FileReader(Reader):
                         )
                     return self._emit(image)
             bad += 1
-        if self.cfg.loop and self.index > 0:
+        if self.cfg.loop and self.index > 0:  # from the beginning, not from start_s
             self.cap.release()
             self.cap = cv2.VideoCapture(str(self.path))
             self._base_pts += self.index / self.fps
@@ -354,6 +378,7 @@ def capture_loop(
     sleep = sleep or stop.wait
     send(StreamStart(reader.info))
     reason, seq, n, t0 = "eos", 0, 0, time.monotonic()
+    pts0: float | None = None  # media time of the first frame: pacing counts from it (a file's start_s)
     error: str | None = None
     size_guard = FrameSizeGuard(cfg.id, cfg.max_pixels)  # size hook: decoded frames over max_pixels
     try:
@@ -371,8 +396,9 @@ def capture_loop(
                 continue
             if cfg.resize is not None and (image.shape[1], image.shape[0]) != tuple(cfg.resize):
                 image = cv2.resize(image, tuple(cfg.resize), interpolation=cv2.INTER_AREA)
+            pts0 = captured.pts if pts0 is None else pts0
             if cfg.realtime and reader.info.kind in ("file", "images", "synthetic"):
-                ahead = captured.pts - (time.monotonic() - t0)
+                ahead = captured.pts - pts0 - (time.monotonic() - t0)
                 if ahead > 0 and sleep(ahead):
                     break
             image.setflags(write=False)  # immutable from here on

@@ -305,3 +305,152 @@ def test_bad_synthetic_size(vigil: Vigil, tmp_path: Path) -> None:
     proc = vigil(tmp_path / "out", "--source", "synthetic://bigxsmall")
     assert proc.returncode == 3
     assert "synthetic size must look like synthetic://640x480" in error_line(proc)
+
+
+# ------------------------------------------------------------------------------ start_s
+
+
+def _frames_of(path: Path) -> list[np.ndarray]:
+    """Every frame of a video, read straight through (what a seek must land on)."""
+    cap = cv2.VideoCapture(str(path))
+    frames = []
+    while True:
+        ok, image = cap.read()
+        if not ok:
+            break
+        frames.append(image)
+    cap.release()
+    return frames
+
+
+def _source(**options: Any) -> Any:
+    from pipeline.config import source_from_dict
+
+    return source_from_dict({"id": "cam0", "uri": str(SAMPLE), **options})
+
+
+def test_start_s_starts_a_file_at_that_frame_with_its_index_and_media_time() -> None:
+    from pipeline.sources import open_source
+
+    frames = _frames_of(SAMPLE)
+    reader = open_source(_source(start_s=2.0))  # 12.5 fps: frame 25
+    try:
+        first = reader.read()
+        assert first is not None and first.image is not None
+        assert (first.index, first.pts) == (25, pytest.approx(2.0))
+        assert np.array_equal(first.image, frames[25])
+        assert not np.array_equal(first.image, frames[24]) and not np.array_equal(first.image, frames[26])
+        second = reader.read()
+        assert second is not None and second.index == 26 and np.array_equal(second.image, frames[26])
+    finally:
+        reader.close()
+
+
+def test_start_s_on_a_written_video_and_loop_restarts_from_the_beginning(tmp_path: Path) -> None:
+    """A clip whose every frame differs (colour and number): the seek lands on the frame asked
+    for; at the end, `loop` goes back to frame 0, not to start_s, and media time goes on."""
+    from pipeline.sources import open_source
+
+    clip = tmp_path / "count.avi"
+    writer = cv2.VideoWriter(str(clip), cv2.VideoWriter_fourcc(*"MJPG"), 10, (64, 48))
+    for i in range(30):
+        image = np.full((48, 64, 3), (i * 8, 255 - i * 8, (i * 37) % 256), np.uint8)
+        cv2.putText(image, str(i), (4, 32), cv2.FONT_HERSHEY_SIMPLEX, 0.8, (255, 255, 255), 2)
+        writer.write(image)
+    writer.release()
+    frames = _frames_of(clip)
+    assert len(frames) == 30
+    reader = open_source(_source(uri=str(clip), start_s=1.7, loop=True))  # 10 fps: frame 17
+    try:
+        got = [reader.read() for _ in range(15)]
+    finally:
+        reader.close()
+    assert [c.index for c in got if c] == [*range(17, 30), 0, 1]
+    assert [c.pts for c in got if c] == pytest.approx([i / 10 for i in range(17, 32)])
+    for c in got:
+        assert c is not None and np.array_equal(c.image, frames[c.index])
+
+
+def test_start_s_through_a_run_skips_the_first_frames(vigil: Vigil, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    proc = vigil(out, "--set", "sources.0.start_s=4")
+    assert proc.returncode == 0, proc.stderr
+    lines = read_jsonl(out / "results.jsonl")
+    assert [r["seq"] for r in lines] == list(range(6))  # frames 50..55 of 56
+    assert [r["index"] for r in lines] == list(range(50, 56))
+    assert [r["pts"] for r in lines] == pytest.approx([i / 12.5 for i in range(50, 56)], abs=1e-3)
+    assert video_frames(out / "video.mp4")[0] == 6
+
+
+def test_start_s_does_not_delay_a_real_time_file() -> None:
+    """Real-time pacing counts from the first frame: a file started 4 s in is not held 4 s."""
+    import threading
+
+    from pipeline.sources import capture_loop, open_source
+
+    cfg = _source(start_s=4.0, realtime=True, max_frames=3)
+    waits: list[float] = []
+    sent: list[Any] = []
+
+    def sleep(seconds: float) -> bool:
+        waits.append(seconds)
+        return False
+
+    end = capture_loop(open_source(cfg), cfg, lambda m: sent.append(m) or True, threading.Event(), sleep)
+    assert end.reason == "eos"
+    assert [m.index for m in sent if hasattr(m, "index")] == [50, 51, 52]
+    assert waits and max(waits) <= 2 / 12.5 + 1e-6, waits  # frames 51, 52: 1 and 2 intervals after 50
+
+
+def test_start_s_past_the_end_of_the_file_is_a_source_error(vigil: Vigil, tmp_path: Path) -> None:
+    proc = vigil(tmp_path / "out", "--set", "sources.0.start_s=60")
+    assert proc.returncode == 3
+    assert error_line(proc) == (
+        f"error: source 'cam0': start_s 60 s is past the end of {SAMPLE.relative_to(REPO)} (4.5 s)"
+    )
+
+
+@pytest.mark.parametrize(
+    ("uri", "start_s", "message"),
+    [
+        (0, 5, "start_s needs a video file, not a webcam"),
+        ("rtsp://127.0.0.1:8554/door", 5, "start_s needs a video file, not a stream"),
+        ("synthetic://64x48", 5, "start_s needs a video file, not synthetic frames"),
+        ("clip.mp4", -1, "start_s: must be >= 0.0"),
+        ("clip.mp4", 10**6, "start_s: must be <= 86400.0"),
+        ("clip.mp4", float("inf"), "start_s: input should be a finite number"),
+    ],
+)
+def test_start_s_is_checked_with_the_config(uri: str | int, start_s: float, message: str) -> None:
+    from pipeline.config import source_from_dict
+    from pipeline.errors import ConfigError
+
+    with pytest.raises(ConfigError) as exc:
+        source_from_dict({"id": "cam0", "uri": uri, "start_s": start_s})
+    assert str(exc.value).endswith(message)  # after the option's name
+    assert source_from_dict({"id": "cam0", "uri": uri, "start_s": 0}).start_s == 0  # 0: no offset
+
+
+def test_start_s_in_a_pipeline_file_is_reported_with_its_line(tmp_path: Path) -> None:
+    from pipeline.config import load_config
+    from pipeline.errors import ConfigError
+
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "version: 1\nsources:\n  - uri: 0\n    start_s: 3\nstages:\n  - {id: out, kind: sink.jsonl}\n"
+    )
+    with pytest.raises(
+        ConfigError, match=r"sources\[0\]\.start_s: start_s needs a video file, not a webcam \(line 4\)"
+    ):
+        load_config(path)
+
+
+def test_start_s_on_an_image_folder_is_ignored_with_a_warning(
+    vigil: Vigil, stills: Path, tmp_path: Path
+) -> None:
+    (stills / "face_n_broken.jpg").unlink()
+    out = tmp_path / "out"
+    proc = vigil(out, "--source", str(stills), "--set", "sources.0.start_s=1")
+    assert proc.returncode == 0, proc.stderr
+    assert "start_s applies to video files only; ignored for images" in proc.stderr
+    assert [r["index"] for r in read_jsonl(out / "results.jsonl")] == list(range(len(list(stills.iterdir()))))
