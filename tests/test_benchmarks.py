@@ -138,3 +138,48 @@ def test_bench_models_splits_a_detector_into_pre_inference_and_post():
 
     rows = models.run(["yolox-nano"], seconds=0.4, threads=1, backends=["openvino"])
     assert rows and all(r["pre_ms"] > 0 and r["infer_ms"] > 0 and r["post_ms"] > 0 for r in rows)
+
+
+def test_capacity_cameras_start_evenly_spread_over_the_file_unless_in_lockstep():
+    """N copies of one clip are N moments of the scene (camera i starts i/N into the file), as
+    unsynchronised real cameras are; `lockstep` starts them all on the first frame."""
+    from benchmarks.capacity import _cameras, cameras_for
+    from pipeline.config import SourceConfig, load_config
+    from pipeline.sources import open_source
+
+    repo = Path(__file__).resolve().parents[1]
+    config = load_config(repo / "configs" / "faces_haar.yaml")
+    clip = SourceConfig(uri=str(repo / "samples" / "faces_female_and_male.mp4"))  # 56 frames, 12.5 fps
+    cams = cameras_for(clip, fps=12.5, seconds=2.0)
+    assert (cams.mode, cams.every, cams.frames, cams.duration_s) == ("spread", 1, 25, pytest.approx(4.48))
+    spread = _cameras(config, cams, 4, 30)
+    assert [s.start_s for s in spread.sources] == pytest.approx([0.0, 1.12, 2.24, 3.36])
+    assert all(s.loop and s.realtime and s.max_frames == 30 for s in spread.sources)
+    assert spread.links.policy == "lossless"
+    firsts = []
+    for source in spread.sources:
+        reader = open_source(source)
+        first = reader.read()
+        reader.close()
+        assert first is not None
+        firsts.append(first.index)
+    assert firsts == [0, 14, 28, 42]  # the frames at those times: four different moments
+
+    locked = cameras_for(clip, fps=12.5, seconds=2.0, lockstep=True)
+    assert locked.mode == "lockstep" and locked.duration_s is None
+    assert [s.start_s for s in _cameras(config, locked, 4, 30).sources] == [0.0] * 4
+    synthetic = cameras_for(SourceConfig(uri="synthetic://64x48?frames=20"), fps=25, seconds=1.0)
+    assert synthetic.mode == "lockstep"  # no file to start part-way into
+
+
+def test_capacity_report_says_how_the_cameras_started(capsys):
+    from benchmarks.capacity import format_rows
+    from pipeline.cli import main
+
+    rows = [{"config": "gated", "cameras": 3, "start": "lockstep", "trials": []}]
+    assert "cameras in lockstep: every copy shows the same frame" in format_rows(rows, 10, "3 s a trial")
+    rows[0]["start"] = "spread"
+    assert "camera i of N starts i/N into the file" in format_rows(rows, 10, "3 s a trial")
+    with pytest.raises(SystemExit):
+        main(["bench", "capacity", "--help"])
+    assert "--lockstep" in capsys.readouterr().out

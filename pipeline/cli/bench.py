@@ -96,7 +96,7 @@ def cmd_capacity(args: argparse.Namespace) -> int:
     from benchmarks import capacity
 
     config = _config_with_sources(args)
-    rows = capacity.run(config, args.fps, args.seconds, args.max_cameras)
+    rows = capacity.run(config, args.fps, args.seconds, args.max_cameras, args.lockstep)
     note = f"{args.seconds:g} s a trial" if args.seconds else "the whole source a trial"
     print(capacity.format_rows(rows, args.fps, note))
     write_json(args, rows)
@@ -143,6 +143,12 @@ def _add_capacity(bsub: Any) -> argparse.ArgumentParser:
         "--seconds", type=float, default=None, help="length of each trial (default: the whole source)"
     )
     ca.add_argument("--max-cameras", type=int, default=64, help="stop raising the count here (default 64)")
+    ca.add_argument(
+        "--lockstep",
+        action="store_true",
+        help="start every copy at the beginning of the file, all on the same frame at once (the worst "
+        "case for gating); default: camera i of N starts i/N into the file, like unsynchronised cameras",
+    )
     ca.set_defaults(func=cmd_capacity)
     return ca
 
