@@ -78,25 +78,28 @@ class FileSource(_Strict):
     repo: str | None = None  # provenance of an URL: GitHub owner/name
     commit: str | None = None
     derived: str | None = None  # no public download: how the file was made
+    shipped: str | None = None  # trained by vigil and installed with it (models/weights/): how it was made
 
     @model_validator(mode="after")
     def _one_kind(self) -> FileSource:
-        kinds = [k for k in ("pypi", "url", "derived") if getattr(self, k)]
+        kinds = [k for k in ("pypi", "url", "derived", "shipped") if getattr(self, k)]
         if len(kinds) != 1:
-            raise ValueError(f"a source needs exactly one of pypi, url, derived (got {kinds or 'none'})")
+            raise ValueError(f"a source needs exactly one of pypi, url, derived, shipped (got {kinds or 'none'})")
         if self.pypi and not self.wheel_path:
             raise ValueError("a pypi source needs wheel_path (the file's path inside the wheel)")
         return self
 
     @property
     def downloadable(self) -> bool:
-        return self.derived is None
+        return self.derived is None and self.shipped is None
 
     def describe(self) -> str:
         if self.pypi:
             return f"PyPI {self.pypi}: {self.wheel_path}"
         if self.url:
             return self.url
+        if self.shipped:
+            return f"ships with vigil: {self.shipped}"
         return f"derived: {self.derived}"
 
 

@@ -159,8 +159,8 @@ class _Installer:
             elif self._downloadable(spec):
                 report.installed.append(self._install(spec))
             else:
-                derived = spec.source.derived if spec.source else None
-                report.unavailable.append(f"{spec.path}: no download (derived: {derived})")
+                how = spec.source.describe() if spec.source else "no source recorded"
+                report.unavailable.append(f"{spec.path}: no download ({how})")
                 complete = False
         if complete and fmt.backends:
             report.complete_formats.append(fmt.id)

@@ -1,7 +1,8 @@
 """Find model files: a catalog name or a user's own file, verified against the catalog sha256.
 
 Search order: every folder in `$VIGIL_MODELS` (an `os.pathsep`-separated list), then the
-user cache `~/.cache/vigil/models` (`$XDG_CACHE_HOME` honoured). Nothing is downloaded here;
+weights vigil trained itself and ships (`models/weights/`, see `vigil train`), then the user
+cache `~/.cache/vigil/models` (`$XDG_CACHE_HOME` honoured). Nothing is downloaded here;
 a missing or corrupt file is one line of `ModelError` that names the file, where it looked
 and the command that gets it (`vigil models fetch NAME`).
 """
@@ -40,16 +41,19 @@ def models_cache_dir() -> Path:
     return vigil_cache_dir() / "models"
 
 
+SHIPPED_WEIGHTS = Path(__file__).resolve().parent / "weights"  # first-party, trained by `vigil train`
+
+
 def search_roots() -> list[Path]:
-    """`$VIGIL_MODELS` entries (in order), then the user cache."""
+    """`$VIGIL_MODELS` entries (in order), then the shipped first-party weights, then the user cache."""
     roots = [
         Path(p).expanduser().resolve()
         for p in os.environ.get("VIGIL_MODELS", "").split(os.pathsep)
         if p.strip()
     ]
-    cache = models_cache_dir()
-    if cache not in roots:
-        roots.append(cache)
+    for extra in (SHIPPED_WEIGHTS, models_cache_dir()):
+        if extra not in roots:
+            roots.append(extra)
     return roots
 
 
@@ -111,7 +115,9 @@ def _verify(
 def _missing_error(entry: ModelEntry, fmt: ModelFormat, roots: Sequence[Path]) -> ModelError:
     missing = next(f for f in fmt.files if not any((r / f.path).is_file() for r in roots))
     how = f"get it with: vigil models fetch {entry.name}"
-    if missing.source is not None and not missing.source.downloadable:
+    if missing.source is not None and missing.source.shipped:
+        how = "it ships with vigil (models/weights/): reinstall the package (pip install --force-reinstall)"
+    elif missing.source is not None and not missing.source.downloadable:
         how = (
             f"it has no download (derived: {missing.source.derived}); copy it into one of those folders, "
             f"or run `vigil models fetch {entry.name}` for the formats that have one"

@@ -20,6 +20,7 @@ from stages.attribute_smoothing import Key
 from stages.classify import FaceClassifierStage, FaceClassifyOptions, default_crop, load_classifier
 
 INTEL_AGE_GENDER = "age-gender-recognition-retail-0013"
+VIGIL_AGE_GENDER = "vigil-age-gender"  # trained here by `vigil train` (models/weights/)
 FACEAPI_AGE_GENDER = "faceapi-age-gender"
 ENSEMBLE = "intel+faceapi"  # gender: mean of both nets' probabilities; age: face-api.js's
 SSRNET_PAIR = ("ssrnet-age-imdb", "ssrnet-gender-imdb")
@@ -35,6 +36,13 @@ def ssrnet_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, 
     """SSR-Net outputs (age in years, gender regression: < 0.5 female) -> (age (N,), [P(female), P(male)])."""
     male = np.clip(np.asarray(gender, np.float64).reshape(-1), 0.0, 1.0)
     return np.asarray(age, np.float64).reshape(-1), np.stack([1.0 - male, male], axis=1)
+
+
+def vigil_age_gender(outputs: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """`vigil train` age_gender outputs (age in years (N, 1), softmax [female, male] (N, 2)), told
+    apart by width (runtimes name and order them differently) -> (age clipped to `AGE_RANGE`, probs)."""
+    by_width = {v.shape[1]: v for v in outputs.values()}
+    return np.clip(by_width[1].reshape(-1).astype(np.float64), *AGE_RANGE), by_width[2].astype(np.float64)
 
 
 def faceapi_age_gender(age: np.ndarray, gender: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -64,8 +72,12 @@ class AgeGenderOptions(FaceClassifyOptions):
             return "ssrnet"
         if name in ("faceapi", FACEAPI_AGE_GENDER):
             return FACEAPI_AGE_GENDER
+        if name in ("vigil", VIGIL_AGE_GENDER):
+            return VIGIL_AGE_GENDER
         if name not in ("auto", INTEL_AGE_GENDER, ENSEMBLE):
-            raise ValueError(f"use auto, {INTEL_AGE_GENDER}, {FACEAPI_AGE_GENDER}, ssrnet or {ENSEMBLE}")
+            raise ValueError(
+                f"use auto, {VIGIL_AGE_GENDER}, {INTEL_AGE_GENDER}, {FACEAPI_AGE_GENDER}, ssrnet or {ENSEMBLE}"
+            )
         return name
 
 
@@ -93,6 +105,8 @@ class AgeGenderClassifier(FaceClassifierStage[AgeGenderOptions]):
             return ssrnet_age_gender(age, gender)
         if self.family == FACEAPI_AGE_GENDER:
             return self._faceapi(self.models[0], crops)
+        if self.family == VIGIL_AGE_GENDER:
+            return vigil_age_gender(self.models[0].classify_outputs(crops))
         out = self.models[0].classify_outputs(crops)
         intel = intel_age_gender(out["age_conv3"], out["prob"])
         if self.family == ENSEMBLE:

@@ -25,6 +25,7 @@ from pydantic import Field, field_validator
 
 from models.labels import load_labels
 from models.loader import ModelRunInfo
+from models.training.export import read_sidecar
 from pipeline.errors import ConfigError, ModelError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import register
@@ -74,7 +75,10 @@ def class_probabilities(raw: np.ndarray) -> np.ndarray:
 class KerasOptions(ClassifyOptions):
     """Options of `classify.keras` (sizes in pixels)."""
 
-    model: str = Field(description="path to a Keras model: .keras, .h5/.hdf5, or a SavedModel folder")
+    model: str = Field(
+        description="path to a Keras model: .keras, .h5/.hdf5, a SavedModel folder, or a `vigil train` "
+        "export (.keras, .xml, .tflite: its <name>.vigil.json supplies size, colour, scaling, crop, labels)"
+    )
     backend: Literal["auto", "tensorflow", "openvino"] = Field(
         "auto", description="tensorflow (Keras files); openvino also reads SavedModel folders"
     )
@@ -122,6 +126,26 @@ class KerasOptions(ClassifyOptions):
         return value
 
 
+def with_sidecar(options: KerasOptions, sidecar: dict[str, Any] | None) -> KerasOptions:
+    """`options` with what `vigil train` recorded beside the model (`<name>.vigil.json`: input size,
+    colour, scaling, crop, labels) filled in wherever the pipeline file left the option unset."""
+    if not sidecar:
+        return options
+    spec = sidecar.get("input", {})
+    recorded = {
+        "input_size": tuple(spec["size"]) if spec.get("size") else None,
+        "colour": spec.get("colour"),
+        "scale": spec.get("scale"),
+        "mean": spec.get("mean"),
+        "std": spec.get("std"),
+        "margin": spec.get("crop_margin"),
+        "square": spec.get("crop_square"),
+        "labels": sidecar.get("labels") or None,
+    }
+    update = {k: v for k, v in recorded.items() if v is not None and k not in options.model_fields_set}
+    return options.model_copy(update=update)
+
+
 class _KerasModel:
     """A user model on its backend, with what the run summary lists."""
 
@@ -133,9 +157,10 @@ class _KerasModel:
         if not path.exists():
             raise ModelError(f"classify.keras: model {path} not found (looked relative to {Path.cwd()})")
         kind = kind_of(path)
-        if kind not in ("keras", "savedmodel"):
+        if kind not in ("keras", "savedmodel", "openvino_ir", "tflite"):
             raise ModelError(
-                f"classify.keras: {path.name} is a {kind} file, not a Keras model (.keras, .h5, SavedModel)"
+                f"classify.keras: {path.name} is a {kind} file, not a Keras model (.keras, .h5, SavedModel) "
+                "or one `vigil train` exported (.xml, .tflite)"
             )
         start = time.perf_counter()
         self.backend = load_backend(path, backend, device, threads, kind=kind, batch=-1, precision=precision)
@@ -176,10 +201,9 @@ class KerasClassifier(CropClassifierStage[KerasOptions]):
         return self.options.target_labels
 
     def load(self) -> tuple[list[Any], tuple[float, bool]]:
-        o = self.options
-        model = _KerasModel(
-            Path(o.model).expanduser(), o.backend, o.device, self.context.threads, o.precision
-        )
+        path = Path(self.options.model).expanduser()
+        o = self.options = with_sidecar(self.options, read_sidecar(path))
+        model = _KerasModel(path, o.backend, o.device, self.context.threads, o.precision)
         width, height = o.input_size or (model.width, model.height)
         if width is None or height is None:
             raise ConfigError(
@@ -192,7 +216,7 @@ class KerasClassifier(CropClassifierStage[KerasOptions]):
         self.names = load_labels(o.labels) if isinstance(o.labels, str) else list(o.labels or [])
         name = o.attribute
         self.columns = (name, f"{name}_score", f"{name}_probs")
-        return [model], (float(o.margin or 0.0), False)
+        return [model], (float(o.margin or 0.0), bool(o.square))
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
         if self.options.target == "detections":

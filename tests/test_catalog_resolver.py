@@ -128,11 +128,12 @@ def test_a_bad_catalog_entry_is_a_clear_error(change, expected: str) -> None:
     assert expected in message and "test.yaml" in message and "\n" not in message
 
 
-def test_search_path_is_vigil_models_then_the_user_cache(
+def test_search_path_is_vigil_models_then_shipped_weights_then_the_user_cache(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setenv("VIGIL_MODELS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
-    assert search_roots() == [tmp_path / "a", tmp_path / "b", tmp_path / "xdg" / "vigil" / "models"]
+    shipped = Path(__file__).resolve().parents[1] / "models" / "weights"
+    assert search_roots() == [tmp_path / "a", tmp_path / "b", shipped, tmp_path / "xdg" / "vigil" / "models"]
 
 
 @pytest.mark.model

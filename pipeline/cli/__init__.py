@@ -1,4 +1,4 @@
-"""`vigil` command line: run, validate, stages, models, bench, eval.
+"""`vigil` command line: run, validate, stages, models, bench, eval, train (and serve, batch, keys).
 
 Each command group lives in its own module (`run`, `models`, `bench`, `eval`) and registers
 its verbs with an `add_commands(subparsers)` function; this module builds the parser and turns
@@ -16,7 +16,7 @@ import select
 import sys
 from collections.abc import Sequence
 
-from pipeline.cli import batch, bench, keys, models, run
+from pipeline.cli import batch, bench, keys, models, run, train
 from pipeline.cli import eval as evaluate
 from pipeline.errors import VigilError
 from pipeline.installation import version
@@ -41,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="verbose logs and tracebacks")
     parser.add_argument("--quiet", "-q", action="store_true", help="no progress bar, warnings only")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for group in (run, batch, models, bench, evaluate, keys, serve):
+    for group in (run, batch, models, bench, evaluate, keys, serve, train):
         group.add_commands(sub)
     return parser
 
