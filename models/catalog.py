@@ -84,7 +84,9 @@ class FileSource(_Strict):
     def _one_kind(self) -> FileSource:
         kinds = [k for k in ("pypi", "url", "derived", "shipped") if getattr(self, k)]
         if len(kinds) != 1:
-            raise ValueError(f"a source needs exactly one of pypi, url, derived, shipped (got {kinds or 'none'})")
+            raise ValueError(
+                f"a source needs exactly one of pypi, url, derived, shipped (got {kinds or 'none'})"
+            )
         if self.pypi and not self.wheel_path:
             raise ValueError("a pypi source needs wheel_path (the file's path inside the wheel)")
         return self
