@@ -23,12 +23,13 @@ from models.training.data import (
     CropRule,
     cut,
     ferplus_targets,
+    load_class_folder,
     load_csv,
     pixel_groups,
     split_groups,
 )
 from models.training.export import read_sidecar, sidecar_path
-from models.training.fit import balanced_recall, choose_tau, class_weights, heads_of
+from models.training.fit import age_weights, balanced_recall, choose_tau, class_weights, heads_of
 from pipeline.errors import ConfigError
 from stages.classify_age_gender import vigil_age_gender
 from stages.classify_keras import KerasOptions, with_sidecar
@@ -95,6 +96,15 @@ def test_class_weights_and_logit_adjustment_favour_rare_classes():
     assert tau > 0 and balanced_recall(truth, adjusted.argmax(axis=1), 2) == 1.0
 
 
+def test_age_weights_make_each_decade_count_about_alike():
+    ages = np.array([25] * 80 + [35] * 16 + [75] * 4, np.float32)
+    w = age_weights(ages, np.arange(100))
+    assert w[:80].sum() == pytest.approx(w[80:96].sum())  # the 20s and the 30s weigh alike in total
+    assert w[96:].sum() < w[80:96].sum()  # the 70s reach the cap (4x the uniform share): less in total
+    assert w[96] / w[0] == pytest.approx(4.0 / (100 / (3 * 80)))  # capped weight over the 20s' weight
+    assert w.mean() == pytest.approx(1.0)
+
+
 def test_crops_are_cut_like_the_classify_stages_cut_them():
     image = np.zeros((100, 200, 3), np.uint8)
     image[20:60, 80:120] = 255  # the "face"
@@ -118,6 +128,21 @@ def test_csv_labels_name_the_bad_line(tmp_path):
     assert samples.classes == ("cat", "dog") and samples.targets.argmax(axis=1).tolist() == [0, 1]
     with pytest.raises(ConfigError, match="needs gender labels"):
         heads_of("gender", samples)
+
+
+def test_a_folder_per_class_is_the_course_layout(tmp_path):
+    for name, value in (("smile", 200), ("no_smile", 50)):
+        (tmp_path / name).mkdir()
+        for i in range(3):
+            cv2.imwrite(str(tmp_path / name / f"{i}.png"), np.full((10, 10, 3), value + i, np.uint8))
+    (tmp_path / "smile" / "notes.txt").write_text("not an image")
+    samples = load_class_folder(tmp_path)
+    assert samples.classes == ("no_smile", "smile") and len(samples) == 6
+    assert samples.targets.argmax(axis=1).tolist() == [0, 0, 0, 1, 1, 1]
+    assert samples.images[3][0, 0, 0] == 200 and samples.names[0] == "no_smile/0.png"
+    (tmp_path / "smile" / "broken.png").write_bytes(b"not a png")
+    with pytest.raises(ConfigError, match="cannot read image"):
+        load_class_folder(tmp_path)
 
 
 def test_sidecar_fills_only_the_options_the_pipeline_left_unset(tmp_path):

@@ -3,16 +3,19 @@
 Tasks: `label` (any classes: a class-folder tree or a CSV `label` column), `emotion` (FER2013's 7
 classes, from FER+ votes: soft targets by default), `gender`, `age` (regression in years) and
 `age_gender` (both heads on one network). Validation is a seeded, held-apart share of the training
-data in which exact pixel copies stay on one side. Rare classes: `balance: logit` (default) trains on
-the data as it is and then subtracts tau x log(class prior) from the final logits, tau chosen on the
-validation set for the best mean per-class recall (post-hoc logit adjustment, Menon et al. 2021);
-`weights` weighs each sample by its class's inverse frequency (capped at 10x); `none` does neither.
+data in which exact pixel copies stay on one side. The learning rate follows a cosine over the run
+(its epochs, or its `minutes` budget) and the weights of the best validation epoch are kept.
+Rare classes: `balance: logit` (default) trains on the data as it is and then subtracts
+tau x log(class prior) from the final logits, tau chosen on the validation set for the best mean
+per-class recall (post-hoc logit adjustment, Menon et al. 2021); `weights` weighs each sample by its
+class's inverse frequency (capped at 10x); `none` does neither.
 """
 
 from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -36,6 +39,7 @@ log = logging.getLogger("vigil.train")
 TASKS = ("label", "emotion", "gender", "age", "age_gender")
 TAUS = (0.0, 0.25, 0.5, 0.75, 1.0, 1.25, 1.5)
 MAX_WEIGHT = 10.0
+AGE_MAX_WEIGHT = 4.0
 
 
 @dataclass
@@ -54,7 +58,7 @@ class TrainSettings:
     batch: int = 64
     learning_rate: float = 2e-3
     validation: float = 0.1
-    patience: int = 6
+    patience: int = 8
     seed: int = 0
     targets: str = "soft"
     balance: str = "logit"
@@ -66,6 +70,7 @@ class TrainSettings:
     square: bool = True
     detect_side: int = 192
     augment: bool = True
+    degrade: float = 0.0  # probability of a low-resolution batch (augment_batch)
     formats: list[str] = field(default_factory=lambda: ["keras", "openvino", "tflite"])
 
     def crop_rule(self) -> CropRule:
@@ -184,24 +189,40 @@ def class_report(truth: np.ndarray, predicted: np.ndarray, names: tuple[str, ...
     }
 
 
-class _Deadline:
-    """Keras callback factory: stop after `minutes` of training (checked at each epoch's end)."""
+class _Schedule:
+    """Keras callback factory: cosine learning-rate decay over the run, which ends after `epochs`
+    or, with `minutes`, when the next epoch would not finish in time (its length judged by the last
+    one), whichever comes first; the decay follows whichever is nearer its end, so a time-capped run
+    still ends at a low rate instead of being cut off at full speed."""
 
     @staticmethod
-    def make(minutes: float | None) -> Any:
+    def make(base: float, epochs: int, minutes: float | None) -> Any:
         import keras
 
-        class Deadline(keras.callbacks.Callback):
+        class Schedule(keras.callbacks.Callback):
             def __init__(self) -> None:
                 super().__init__()
                 self.start = time.monotonic()
+                self.last = 0.0  # seconds the last epoch took
+
+            def progress(self, epoch: int) -> float:
+                done = epoch / epochs
+                if minutes is not None:
+                    done = max(done, (time.monotonic() - self.start + self.last / 2) / (minutes * 60))
+                return min(done, 1.0)
+
+            def on_epoch_begin(self, epoch: int, logs: Any = None) -> None:
+                self.began = time.monotonic()
+                rate = base * (0.02 + 0.98 * 0.5 * (1 + math.cos(math.pi * self.progress(epoch))))
+                self.model.optimizer.learning_rate.assign(rate)
 
             def on_epoch_end(self, epoch: int, logs: Any = None) -> None:
-                if minutes is not None and time.monotonic() - self.start > minutes * 60:
-                    log.info("time budget of %.0f min reached after epoch %d", minutes, epoch + 1)
+                self.last = time.monotonic() - self.began
+                if minutes is not None and time.monotonic() - self.start + self.last > minutes * 60:
+                    log.info("time budget of %.0f min: stopping after epoch %d", minutes, epoch + 1)
                     self.model.stop_training = True
 
-        return Deadline()
+        return Schedule()
 
 
 def _losses(heads: dict[str, int]) -> tuple[list[Any], list[float], list[Any]]:
@@ -220,12 +241,33 @@ def _losses(heads: dict[str, int]) -> tuple[list[Any], list[float], list[Any]]:
     return losses, weights, metrics
 
 
-def _sample_weights(prep: Prepared, settings: TrainSettings) -> np.ndarray | None:
-    head = "class" if "class" in prep.heads else ("gender" if "gender" in prep.heads else None)
-    if settings.balance != "weights" or head is None:
-        return None
-    weights = class_weights(prep.y[head][prep.train])
-    return weights[np.argmax(prep.y[head], axis=1)].astype(np.float32)
+def age_weights(ages: np.ndarray, train: np.ndarray) -> np.ndarray:
+    """Per-sample weights (N,) so each decade of age counts about alike: the inverse frequency of the
+    sample's decade in the training part (90+ is one decade), capped at `AGE_MAX_WEIGHT`, mean 1 over
+    the training part. UTKFace is mostly 20-40 year olds; unweighted, the regression pulls every
+    teenager and every 70-year-old towards 30."""
+    decade = np.minimum(np.asarray(ages) // 10, 9).astype(np.int64)
+    counts = np.bincount(decade[train], minlength=10).astype(np.float64)
+    per_decade = np.minimum(len(train) / (np.count_nonzero(counts) * np.maximum(counts, 1.0)), AGE_MAX_WEIGHT)
+    weights = per_decade[decade]
+    return (weights / weights[train].mean()).astype(np.float32)
+
+
+def sample_weights(prep: Prepared, settings: TrainSettings) -> dict[str, np.ndarray]:
+    """Per-head sample weights (N,) over all of `prep.x`: ages by decade (unless `balance: none`),
+    classes by inverse frequency with `balance: weights`; heads without any are weighted 1."""
+    out = {}
+    for head in prep.heads:
+        y = prep.y[head]
+        if head == "age":
+            out[head] = (
+                age_weights(y, prep.train) if settings.balance != "none" else np.ones(len(y), np.float32)
+            )
+        elif settings.balance == "weights":
+            out[head] = class_weights(y[prep.train])[np.argmax(y, axis=1)].astype(np.float32)
+        else:
+            out[head] = np.ones(len(y), np.float32)
+    return out
 
 
 def _dataset(prep: Prepared, index: np.ndarray, settings: TrainSettings, train: bool) -> Any:
@@ -236,10 +278,11 @@ def _dataset(prep: Prepared, index: np.ndarray, settings: TrainSettings, train: 
     heads = list(prep.heads)
     x = prep.x[index]
     ys = tuple(prep.y[h][index] for h in heads)
-    weights = _sample_weights(prep, settings) if train else None
     parts: tuple[Any, ...] = (x, ys if len(ys) > 1 else ys[0])
-    if weights is not None:
-        parts = (*parts, weights[index] if len(weights) == len(prep.x) else weights)
+    if train:
+        weights = sample_weights(prep, settings)
+        ws = tuple(weights[h][index] for h in heads)
+        parts = (*parts, ws if len(ws) > 1 else ws[0])
     data = tf.data.Dataset.from_tensor_slices(parts)
     options = tf.data.Options()
     options.threading.private_threadpool_size = settings.threads  # inside the run's thread budget
@@ -251,7 +294,7 @@ def _dataset(prep: Prepared, index: np.ndarray, settings: TrainSettings, train: 
 
     def scale(x: Any, *rest: Any) -> Any:
         pixels = tf.cast(x, tf.float32) / 255.0
-        return (augment_batch(pixels, rng) if augment else pixels, *rest)
+        return (augment_batch(pixels, rng, degrade=settings.degrade) if augment else pixels, *rest)
 
     return data.batch(settings.batch).map(scale, num_parallel_calls=1).prefetch(2)
 
@@ -264,9 +307,23 @@ def set_threads(threads: int) -> None:
     tf.config.threading.set_inter_op_parallelism_threads(max(1, min(2, threads)))
 
 
-def adjust_logits(model: Any, tau: float, prior: np.ndarray) -> None:
-    """Bake the logit adjustment into the class head's bias (softmax(Wx + b - tau log prior))."""
-    layer = model.get_layer("class")
+def balance_logits(core: Any, prep: Prepared) -> dict[str, float]:
+    """Logit adjustment of each softmax head, tau chosen on validation and baked into its bias."""
+    outputs = core.predict(prep.x[prep.val].astype(np.float32) / 255.0, batch_size=256, verbose=0)
+    outputs = outputs if isinstance(outputs, list) else [outputs]
+    taus = {}
+    for head, probs in zip(prep.heads, outputs, strict=True):
+        if head == "age":
+            continue
+        prior = prep.y[head][prep.train].mean(axis=0)
+        taus[head] = choose_tau(probs, np.argmax(prep.y[head][prep.val], axis=1), prior)
+        adjust_logits(core, head, taus[head], prior)
+    return taus
+
+
+def adjust_logits(model: Any, head: str, tau: float, prior: np.ndarray) -> None:
+    """Bake the logit adjustment into a head's bias (softmax(Wx + b - tau log prior))."""
+    layer = model.get_layer(head)
     kernel, bias = layer.get_weights()
     layer.set_weights([kernel, bias - tau * np.log(np.maximum(prior, 1e-9)).astype(bias.dtype)])
 
@@ -341,8 +398,7 @@ def train(settings: TrainSettings, progress: Any = None) -> dict[str, Any]:
     )
     callbacks = [
         keras.callbacks.EarlyStopping(patience=settings.patience, restore_best_weights=True),
-        keras.callbacks.ReduceLROnPlateau(factor=0.5, patience=max(1, settings.patience // 2)),
-        _Deadline.make(settings.minutes),
+        _Schedule.make(settings.learning_rate, settings.epochs, settings.minutes),
     ]
     fit_start = time.monotonic()
     history = trained.fit(
@@ -353,12 +409,7 @@ def train(settings: TrainSettings, progress: Any = None) -> dict[str, Any]:
         verbose=1 if progress is not None else 2,
     )
     fit_seconds = time.monotonic() - fit_start
-    tau = 0.0
-    if "class" in prep.heads and settings.balance == "logit":
-        probs = core.predict(prep.x[prep.val].astype(np.float32) / 255.0, batch_size=256, verbose=0)
-        prior = prep.y["class"][prep.train].mean(axis=0)
-        tau = choose_tau(probs, np.argmax(prep.y["class"][prep.val], axis=1), prior)
-        adjust_logits(core, tau, prior)
+    taus = balance_logits(core, prep) if settings.balance == "logit" else {}
     summary = {
         "name": settings.name,
         "settings": asdict(settings),
@@ -367,7 +418,7 @@ def train(settings: TrainSettings, progress: Any = None) -> dict[str, Any]:
         "faces_not_found": prep.missed,
         "parameters": count_params(core),
         "epochs_run": len(history.history.get("loss", [])),
-        "logit_adjustment_tau": tau,
+        "logit_adjustment_tau": taus,
         "fit_seconds": round(fit_seconds, 1),
         "validation": evaluate(core, prep, settings),
     }

@@ -53,11 +53,15 @@ def build_net(
     return keras.Model(inputs, outputs if len(outputs) > 1 else outputs[0], name=name)
 
 
-def augment_batch(images: Any, rng: Any, shift: float = 0.08, turn: float = 10.0, zoom: float = 0.1) -> Any:
+def augment_batch(
+    images: Any, rng: Any, shift: float = 0.08, turn: float = 10.0, zoom: float = 0.1, degrade: float = 0.0
+) -> Any:
     """One random affine warp per image (mirror, shift up to `shift` of the side, turn up to `turn`
     degrees, zoom up to `zoom`), then brightness (+-0.2) and contrast (x0.8..1.2); images (N, h, w, c)
     float 0..1, `rng` a `tf.random.Generator` (seeded runs). One warp instead of a chain of Keras
-    random layers (a warp each): half the cost of a training step on this network."""
+    random layers (a warp each): half the cost of a training step on this network. With probability
+    `degrade` the batch is also shrunk to 30-100 % of its side and enlarged back: the soft, low-detail
+    faces of distant or low-resolution cameras, which sharp training chips never show."""
     import math
 
     import tensorflow as tf
@@ -86,7 +90,13 @@ def augment_batch(images: Any, rng: Any, shift: float = 0.08, turn: float = 10.0
     brightness = rng.uniform([n, 1, 1, 1], -0.2, 0.2)
     contrast = rng.uniform([n, 1, 1, 1], 0.8, 1.2)
     mean = tf.reduce_mean(warped, axis=[1, 2, 3], keepdims=True)
-    return tf.clip_by_value((warped - mean) * contrast + mean + brightness, 0.0, 1.0)
+    out = tf.clip_by_value((warped - mean) * contrast + mean + brightness, 0.0, 1.0)
+    if degrade > 0:
+        side = tf.shape(images)[1:3]
+        small = tf.maximum(tf.cast(tf.cast(side, tf.float32) * rng.uniform([], 0.3, 1.0), tf.int32), 8)
+        blurred = tf.image.resize(tf.image.resize(out, small, method="area"), side, method="bilinear")
+        out = tf.cond(rng.uniform([]) < degrade, lambda: blurred, lambda: out)
+    return out
 
 
 def count_params(model: Any) -> int:
