@@ -38,6 +38,7 @@ CASES: list[tuple[str, dict[str, Any], bool]] = [  # (kind, options, needs tenso
     ("classify.age_gender", {"model": "age-gender-recognition-retail-0013", "backend": "openvino"}, False),
     ("classify.age_gender", {"model": "ssrnet", "backend": "openvino"}, False),
     ("classify.age_gender", {"model": "ssrnet", "backend": "tensorflow"}, True),
+    ("classify.age_gender", {"model": "vigil-age-gender", "backend": "openvino"}, False),
 ]
 
 

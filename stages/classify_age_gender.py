@@ -1,6 +1,7 @@
 """`classify.age_gender`: age and gender of each face, from one of the catalog's age/gender nets.
 
 Models (`model:`): the Intel OMZ age-gender-recognition-retail-0013 (Apache-2.0, the default),
+vigil's own `vigil-age-gender` (trained by `vigil train` on UTKFace; models/weights/),
 face-api.js AgeGenderNet (`faceapi-age-gender`), SSR-Net (`ssrnet`: an age and a gender net), or
 `intel+faceapi` (both on one crop: gender probabilities averaged, face-api.js's age). Each model's
 crop comes from the catalog, chosen by `vigil eval attributes` (README, "Face attributes"). The
@@ -61,7 +62,9 @@ class AgeGenderOptions(FaceClassifyOptions):
         "(face-api.js AgeGenderNet TFLite, MIT weights; training data: research use only), or ssrnet "
         "(ssrnet-age-imdb + ssrnet-gender-imdb TFLite; LiteRT or OpenVINO; IMDB-WIKI: research use only), "
         "or intel+faceapi (both on the same crop: their gender probabilities averaged, face-api.js's age; "
-        "carries face-api.js's training-data terms); auto: the Intel model, or ssrnet when backend is tensorflow",
+        "carries face-api.js's training-data terms), or vigil-age-gender (ours, trained by `vigil train` on "
+        "UTKFace: non-commercial data; better age, worse gender than Intel's); auto: the Intel model, or "
+        "ssrnet when backend is tensorflow",
     )
 
     @field_validator("model")

@@ -15,7 +15,7 @@ from models import integrity
 from models.catalog import load_catalog, parse_catalog
 from models.fetch import fetch
 from models.labels import load_labels
-from models.resolver import resolve, search_roots
+from models.resolver import SHIPPED_WEIGHTS, resolve, search_roots
 from pipeline.cli.models import cmd_list, cmd_verify
 from pipeline.errors import ModelError
 
@@ -36,6 +36,7 @@ EXPECTED_MODELS = {
     "age-gender-recognition-retail-0013",
     "ssrnet-age-imdb",
     "ssrnet-gender-imdb",
+    "vigil-age-gender",  # ours: ships in models/weights/
 }
 
 
@@ -94,7 +95,8 @@ def test_catalog_sizes_and_hashes_match_the_shared_files(models_dir: Path) -> No
     for entry in load_catalog().models:
         for fmt in entry.formats:
             for f in fmt.files:
-                path = models_dir / f.path
+                shipped = f.source is not None and f.source.shipped
+                path = (SHIPPED_WEIGHTS if shipped else models_dir) / f.path
                 assert path.stat().st_size == f.bytes, f.path
                 assert integrity.sha256_file(path) == f.sha256, f.path
 
@@ -134,6 +136,17 @@ def test_search_path_is_vigil_models_then_shipped_weights_then_the_user_cache(
     monkeypatch.setenv("VIGIL_MODELS", os.pathsep.join([str(tmp_path / "a"), "", str(tmp_path / "b")]))
     shipped = Path(__file__).resolve().parents[1] / "models" / "weights"
     assert search_roots() == [tmp_path / "a", tmp_path / "b", shipped, tmp_path / "xdg" / "vigil" / "models"]
+
+
+def test_shipped_weights_resolve_with_no_models_folder_and_match_their_sha256(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("VIGIL_MODELS", str(tmp_path / "empty"))
+    for backend, kind in (("openvino", "openvino_ir"), ("tensorflow", "tflite")):
+        found = resolve("vigil-age-gender", [backend])
+        assert found.format.kind == kind and found.path.parent.parent.name == "weights"
+        assert all(f.source is not None and f.source.shipped for f in found.format.files)
+    assert all(p.stat().st_size <= 2_000_000 for p in found.path.parent.iterdir())  # the 2 MB budget
 
 
 @pytest.mark.model

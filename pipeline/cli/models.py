@@ -90,7 +90,7 @@ def _verify_file(entry: ModelEntry, spec: ModelFile, path: Path, cache: DigestCa
 
 def cmd_verify(args: argparse.Namespace) -> int:
     """Re-hash every present file of the named (default: all) models; 4 when one does not match
-    or when no model file is present at all (nothing verified is not a success)."""
+    or when no model file besides the shipped weights is present (nothing found is not a success)."""
     from models.integrity import DigestCache
     from models.resolver import search_roots
 
@@ -99,7 +99,7 @@ def cmd_verify(args: argparse.Namespace) -> int:
     except ModelError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_MODEL
-    roots, cache, bad, checked = search_roots(), DigestCache(), 0, 0
+    roots, cache, bad, checked, downloaded = search_roots(), DigestCache(), 0, 0, 0
     for entry in entries:
         specs: dict[str, ModelFile] = {}
         for spec in (spec for fmt in entry.formats for spec in fmt.files):
@@ -108,8 +108,9 @@ def cmd_verify(args: argparse.Namespace) -> int:
             for path in (root / spec.path for root in roots):
                 if path.is_file():
                     checked += 1
+                    downloaded += not (spec.source is not None and spec.source.shipped)
                     bad += not _verify_file(entry, spec, path, cache)
-    if not checked:
+    if not checked or (not downloaded and not getattr(args, "names", None)):  # only the shipped weights
         where = ", ".join(str(r) for r in roots) or "(no search path)"
         print(
             f"error: no model files found in {where}; set VIGIL_MODELS or run vigil models fetch NAME",
