@@ -32,6 +32,7 @@ import numpy as np
 from models.geometry import clip_boxes, expand_boxes
 from models.integrity import vigil_cache_dir
 from pipeline.errors import ConfigError
+from pipeline.evaluation.attributes import pick_face
 
 log = logging.getLogger("vigil.train")
 
@@ -269,14 +270,6 @@ class CropRule:
         }
 
 
-def centre_face(xyxy: np.ndarray, width: int, height: int) -> int | None:
-    """Row of the box whose centre is nearest the image centre (as `vigil eval attributes` scores)."""
-    if not len(xyxy):
-        return None
-    centres = (xyxy[:, :2] + xyxy[:, 2:]) / 2
-    return int(np.argmin(np.hypot(centres[:, 0] - width / 2, centres[:, 1] - height / 2)))
-
-
 def to_colour(pixels: np.ndarray, colour: str) -> np.ndarray:
     """BGR (or grey) uint8 -> `colour` (gray: H x W x 1)."""
     if pixels.ndim == 2:
@@ -340,7 +333,7 @@ def crop_faces(
                 factor = rule.detect_side / side
                 bgr = cv2.resize(bgr, None, fx=factor, fy=factor, interpolation=cv2.INTER_CUBIC)
             found = detector.detect(bgr)
-            row = centre_face(np.asarray(found.xyxy), bgr.shape[1], bgr.shape[0])
+            row = pick_face(found.xyxy, bgr.shape[1], bgr.shape[0])  # the face the eval scores
             if row is None:
                 missed += 1
             else:
