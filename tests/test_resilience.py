@@ -7,6 +7,7 @@ Runs that could hang, and every run that gets a signal, are subprocesses with a 
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
@@ -42,6 +43,22 @@ def vigil_cmd(out: Path, *sets: str) -> list[str]:
     for s in sets:
         cmd += ["--set", s]
     return cmd
+
+
+def run_or_dump(cmd: list[str], out: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    """Run `cmd`; if it outlives `timeout`, fail with every thread's stack (Python's fault handler
+    dumps them on SIGABRT) and whether the run had already written its summary, so a hang that
+    shows once in a while in CI says where it was."""
+    env = {**os.environ, "PYTHONFAULTHANDLER": "1"}
+    proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        stdout, err = proc.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGABRT)
+        _, err = proc.communicate(timeout=30)
+        written = (out / "summary.json").exists()
+        pytest.fail(f"hung for {timeout:.0f}s (summary written: {written}); stacks then:\n{err[-12000:]}")
+    return subprocess.CompletedProcess(cmd, proc.returncode, stdout, err)
 
 
 def read_jsonl(path: Path) -> list[dict[str, Any]]:
@@ -158,7 +175,7 @@ def test_stage_that_always_crashes_fails_clearly(tmp_path: Path, workers: int) -
         f"stages.fault.with.crash_on={every_frame()}",
         "links.stall_timeout_s=60",
     )
-    proc = subprocess.run(cmd, cwd=REPO, capture_output=True, text=True, timeout=180)
+    proc = run_or_dump(cmd, out, timeout=180)
     assert "Traceback" not in proc.stderr
     summary = read_summary(out)
     assert summary["status"] == "failed"
