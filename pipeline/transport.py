@@ -8,6 +8,9 @@ Two policies:
   not starve the others). Drops are counted. Stream start/end messages are never dropped.
 
 PUB/SUB and CONFLATE would lose multipart parts, so `latest` is done here in the receiver.
+Between threads (inproc) a message is not encoded at all: the sender parks it under a key,
+the link carries the 8-byte key (so high-water marks, blocking and drops work as for any
+link) and the receiver takes the message back (`wire.handoff`: read-only views, as decoded).
 Each socket belongs to the thread that created it; every wait polls with a timeout so a stop
 request is noticed within `POLL_MS`.
 """
@@ -18,17 +21,18 @@ import itertools
 import logging
 import os
 import secrets
+import struct
 import tempfile
 import threading
 from collections import OrderedDict, deque
 from dataclasses import dataclass, field
-from typing import Literal
+from typing import Any, Literal
 
 import zmq
 
 from pipeline.curve import CurveKeys
 from pipeline.frame import Frame
-from pipeline.wire import Envelope, InvalidMessage, Message, StreamEnd, decode, encode
+from pipeline.wire import Envelope, InvalidMessage, Message, StreamEnd, decode, encode, handoff
 
 Policy = Literal["lossless", "latest"]
 Transport = Literal["inproc", "ipc", "tcp"]
@@ -39,6 +43,11 @@ log = logging.getLogger("vigil.transport")
 _token = secrets.token_hex(16)
 _curve: CurveKeys | None = None  # CURVE keys for tcp links (secure_tcp)
 _counter = itertools.count()
+# Messages in flight on inproc links, by receiver address then key (dict operations are atomic
+# under the GIL). A receiver drops its address's entries when it closes: what was still queued.
+_parked: dict[str, dict[int, Envelope]] = {}
+_keys = itertools.count()
+_KEY = struct.Struct("<q")
 
 
 @dataclass
@@ -109,6 +118,10 @@ def _attach(sock: zmq.Socket, address: str, bind: bool) -> str:
     return address
 
 
+def _in_process(address: str) -> bool:
+    return address.startswith("inproc://")
+
+
 def context() -> zmq.Context:
     """The process-wide ZeroMQ context (inproc links need one shared context)."""
     return zmq.Context.instance()
@@ -137,6 +150,8 @@ class LinkReceiver:
         self.sock.setsockopt(zmq.RCVHWM, capacity)
         self.sock.setsockopt(zmq.LINGER, 0)
         self.address = _attach(self.sock, address, bind)
+        # inproc: only this process can reach the link, so messages are handed over, not encoded
+        self._parked = _parked.setdefault(self.address, {}) if _in_process(self.address) else None
         self._ready: deque[Envelope] = deque()
         self._newest: OrderedDict[str, Envelope] = OrderedDict()
         self._cond = threading.Condition()
@@ -151,6 +166,8 @@ class LinkReceiver:
     def _take(self, timeout_ms: int) -> Envelope | None:
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
             return None
+        if self._parked is not None:
+            return self._unpark(self.sock.recv_multipart())
         parts = self.sock.recv_multipart(copy=False)
         try:
             env = decode(parts, _token)
@@ -166,6 +183,17 @@ class LinkReceiver:
             return None
         self.stats.add("received")
         return env
+
+    def _unpark(self, parts: list[bytes]) -> Envelope | None:
+        env = None
+        if len(parts) == 1 and len(parts[0]) == _KEY.size and self._parked is not None:
+            env = self._parked.pop(_KEY.unpack(parts[0])[0], None)
+        if env is None:
+            self.stats.add("invalid")
+            log.warning("link %s: a hand-off key with no message behind it", self.stats.name)
+            return None
+        self.stats.add("received")
+        return Envelope(handoff(env.message), env.ticket, env.parts, env.origin)
 
     def recv(self, timeout_ms: int = POLL_MS) -> Envelope | None:
         """The next message, or None when nothing came within the timeout."""
@@ -207,6 +235,9 @@ class LinkReceiver:
             self._drainer.join(timeout=2)
         else:
             self.sock.close(linger=0)
+        if self._parked is not None:
+            self._parked.clear()  # what was still queued for this receiver
+            _parked.pop(self.address, None)
 
 
 class LinkSender:
@@ -227,6 +258,7 @@ class LinkSender:
         self.sock.setsockopt(zmq.SNDHWM, capacity)
         self.sock.setsockopt(zmq.LINGER, 2000)
         self.address = _attach(self.sock, address, bind)
+        self._local = _in_process(self.address)
 
     def send(
         self,
@@ -242,12 +274,29 @@ class LinkSender:
         A lossless send waits while the link is full; it raises `Stopped` when `stop` is set
         and `TimeoutError` after `timeout_s` (None: wait as long as the run lasts).
         """
-        data = encode(msg, ticket, parts, origin, _token)
+        if not self._local:
+            return self._send(encode(msg, ticket, parts, origin, _token), msg, stop, timeout_s)
+        parked = _parked.setdefault(self.address, {})
+        key = next(_keys)
+        parked[key] = Envelope(msg, ticket, parts, origin)
+        try:
+            sent = self._send([_KEY.pack(key)], msg, stop, timeout_s)
+        except BaseException:
+            parked.pop(key, None)  # stopped or timed out: nobody will take it
+            raise
+        if not sent:
+            parked.pop(key, None)  # dropped by a `latest` link
+        return sent
+
+    def _send(
+        self, data: list[Any], msg: Message, stop: threading.Event | None, timeout_s: float | None
+    ) -> bool:
         droppable = self.policy == "latest" and isinstance(msg, Frame)
+        copy = self._local  # one 8-byte key: copying it is cheaper than tracking it
         waited = 0.0
         while True:
             try:
-                self.sock.send_multipart(data, flags=zmq.NOBLOCK, copy=False)
+                self.sock.send_multipart(data, flags=zmq.NOBLOCK, copy=copy)
                 self.stats.add("sent")
                 return True
             except zmq.Again:

@@ -454,3 +454,23 @@ def test_start_s_on_an_image_folder_is_ignored_with_a_warning(
     assert proc.returncode == 0, proc.stderr
     assert "start_s applies to video files only; ignored for images" in proc.stderr
     assert [r["index"] for r in read_jsonl(out / "results.jsonl")] == list(range(len(list(stills.iterdir()))))
+
+
+def test_video_files_decode_on_one_thread_with_the_same_frames() -> None:
+    """A file up to 1080p decodes on one FFmpeg thread by default (cheaper a frame than frame
+    threading); the frames are the same as with FFmpeg's own thread count."""
+    from pipeline.config import SourceConfig
+    from pipeline.sources import FileReader
+
+    def frames(threads: int | None) -> list[np.ndarray]:
+        reader = FileReader(SourceConfig(id="c", uri=str(SAMPLE), decode_threads=threads))
+        try:
+            if threads is None:
+                assert reader.cap.get(cv2.CAP_PROP_N_THREADS) == 1
+            return [c.image for c in iter(reader.read, None)]
+        finally:
+            reader.close()
+
+    one, default = frames(None), frames(0)
+    assert len(one) == len(default) == 56
+    assert all(np.array_equal(a, b) for a, b in zip(one, default, strict=True))

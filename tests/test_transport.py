@@ -169,6 +169,58 @@ def test_inproc_images_arrive_without_a_copy(tmp_path):
     rx.close()
 
 
+def test_inproc_hands_the_message_over_as_read_only_views(tmp_path):
+    """Between threads a frame is not encoded: the receiver gets the sender's arrays as read-only
+    views (what a decode gives), while the sender's own arrays stay writable."""
+    tx, rx, stats = _pair("inproc", "lossless", 2, tmp_path)
+    det = Detections.create([[1, 2, 3, 4]], [0.5], [0], ["face"], [3], {"age": [30.0], "emotion": ["happy"]})
+    frame = Frame("cam", 4, 0.1, 0.0, np.zeros((8, 8, 3), np.uint8), det, timings={"a": 1.0})
+    assert tx.send(frame, ticket=9, parts=2, origin=1)
+    env = rx.recv(1000)
+    out = env.message
+    assert (env.ticket, env.parts, env.origin) == (9, 2, 1) and stats.received == 1
+    assert out is not frame and out.detections.to_records() == det.to_records()
+    arrays = [out.image, out.detections.xyxy, out.detections.label, *out.detections.attributes.values()]
+    assert all(not a.flags.writeable for a in arrays)
+    with pytest.raises(ValueError):
+        out.detections.label[0] = "forged"
+    frame.image[0, 0, 0] = 7  # still the sender's to write
+    assert out.image[0, 0, 0] == 7  # ... and the same memory
+    out.timings["b"] = 2.0  # type: ignore[index]
+    assert frame.timings == {"a": 1.0}
+    tx.close(0)
+    rx.close()
+
+
+def test_inproc_hand_off_leaves_nothing_behind(tmp_path):
+    """Frames a latest link drops, a full link that times out, and what is still queued when the
+    receiver closes are all released: the parked messages do not outlive the link."""
+    from pipeline import transport
+
+    tx, rx, stats = _pair("inproc", "latest", 1, tmp_path)
+    for seq in range(20):
+        tx.send(_frame(seq))
+    time.sleep(0.2)
+    got = []
+    while (env := rx.recv(50)) is not None:
+        got.append(env.message.seq)
+    assert got and stats.dropped > 0 and len(got) + stats.dropped == 20
+    assert transport._parked[rx.address] == {}  # the dropped ones were not left parked
+    tx.close(0)
+    rx.close()
+    assert rx.address not in transport._parked
+
+    tx, rx, _ = _pair("inproc", "lossless", 1, tmp_path)
+    with pytest.raises(TimeoutError):
+        for seq in range(10):
+            tx.send(_frame(seq), timeout_s=0.2)
+    queued = len(transport._parked[rx.address])
+    assert 1 <= queued < 10  # only what the link holds
+    rx.close()
+    assert rx.address not in transport._parked
+    tx.close(0)
+
+
 def test_tcp_links_bind_loopback_by_default():
     rx = LinkReceiver(endpoint("tcp", "t"), "lossless", 2)
     assert rx.address.startswith("tcp://127.0.0.1:")
