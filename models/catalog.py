@@ -146,6 +146,7 @@ class InputSpec(_Strict):
     crop_margin: float | None = None  # classifiers: fraction of the box added on each side
     crop_square: bool = False  # classifiers: make the box square (its longer side) before the margin
     crop_align: bool = False  # classifiers: turn the crop so the eyes are level (needs landmarks)
+    crop_flip: bool = False  # classifiers: also read the mirrored crop and average the two readings
 
 
 class OutputSpec(_Strict):

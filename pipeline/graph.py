@@ -54,13 +54,15 @@ def thread_budget(config: PipelineConfig) -> tuple[int, dict[str, int]]:
     OpenCV has one process-wide pool, so it gets the whole budget. Each heavy stage gets a
     share that allows about 2x oversubscription: pipeline stages are rarely busy at the same
     instant, and on 2 cores a strict split (1 thread each) measured 25-45% slower than 2 each
-    (`vigil bench pipeline`, README). `threads:` on a stage or the pipeline overrides.
+    (`vigil bench pipeline`, README). The other stages get one thread (the video sinks' encoder:
+    x264's frame threads cost a fifth more CPU a frame). `threads:` on a stage or the pipeline
+    overrides.
     """
     total = config.threads or os.cpu_count() or 1
     stages = config.stages
-    heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES] or stages
-    share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy))))
-    return total, {s.id: s.threads or share for s in stages}
+    heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES]
+    share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy or stages))))
+    return total, {s.id: s.threads or (share if s in heavy or not heavy else 1) for s in stages}
 
 
 def build_graph(

@@ -19,6 +19,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any, ClassVar, Literal, TypeVar
 
+import cv2
 import numpy as np
 from pydantic import Field, field_validator
 
@@ -48,6 +49,19 @@ def canonical_emotions(labels: Sequence[str]) -> tuple[str, ...]:
     if unknown:
         raise ModelError(f"emotion labels {unknown} are not in the vocabulary {list(CANONICAL_EMOTIONS)}")
     return names
+
+
+def mean_of_halves(raw: Any) -> Any:
+    """Readings of 2N crops (N, then the same N mirrored) -> the N averaged readings, for any
+    nesting of tuples, lists and dicts of arrays whose first axis runs over the crops."""
+    if isinstance(raw, np.ndarray):
+        n = len(raw) // 2
+        return ((raw[:n].astype(np.float32) + raw[n:]) / 2).astype(raw.dtype, copy=False)
+    if isinstance(raw, dict):
+        return {k: mean_of_halves(v) for k, v in raw.items()}
+    if isinstance(raw, (tuple, list)):
+        return type(raw)(mean_of_halves(v) for v in raw)
+    raise TypeError(f"cannot average readings of type {type(raw).__name__}")
 
 
 def probs_dict(names: Sequence[str], probs: np.ndarray) -> dict[str, float]:
@@ -103,6 +117,11 @@ class ClassifyOptions(Options):
         description="turn each crop so the eyes are level, from the detector's landmarks (YuNet); "
         "boxes without landmarks are cropped as they are (default: the model's own)",
     )
+    flip: bool | None = Field(
+        None,
+        description="also classify each crop mirrored and average the two readings (test-time flip: "
+        "twice the inference; default: the model's own)",
+    )
     smoothing: bool = Field(
         True, description="smooth per (source, track_id) when a tracker ran before this stage"
     )
@@ -148,7 +167,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         super().__init__(options, context)
         self.smoother: TrackSmoother | None = None
         self.models: list[Any] = []
-        self.margin, self.square, self.align = 0.0, False, False
+        self.margin, self.square, self.align, self.flip = 0.0, False, False, False
 
     # -- hooks of a concrete stage
     def load(self) -> tuple[list[Classifier], tuple[float, bool]]:
@@ -183,6 +202,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         self.square = square if o.square is None else o.square
         spec = getattr(models[0], "spec", None)
         self.align = bool(getattr(spec, "crop_align", False)) if o.align is None else o.align
+        self.flip = bool(getattr(spec, "crop_flip", False)) if o.flip is None else o.flip
         self.smoother = TrackSmoother(o.window, o.switch_margin, o.forget_after) if o.smoothing else None
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
@@ -197,6 +217,8 @@ class CropClassifierStage(Stage[ClassifyT]):
                 ", square" if self.square else "",
                 ", eyes levelled" if self.align else "",
             )
+            if self.flip:
+                self.log.info("%s: each crop also read mirrored, the two readings averaged", i.model)
 
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
         """The crops to classify in these frames."""
@@ -213,7 +235,11 @@ class CropClassifierStage(Stage[ClassifyT]):
         if not self.models:
             self.setup()
         batch = self.gather(frames)
-        raw = self.infer(batch.crops) if len(batch) else None
+        raw = None
+        if len(batch) and self.flip:
+            raw = mean_of_halves(self.infer(batch.crops + [cv2.flip(c, 1) for c in batch.crops]))
+        elif len(batch):
+            raw = self.infer(batch.crops)
         return [
             self._annotate(f, pairs, raw)
             for f, pairs in zip(frames, batch.per_frame(len(frames)), strict=True)

@@ -128,7 +128,9 @@ class ClipsSink(Stage[ClipsSinkOptions]):
         info = self._infos.get(source) or self.context.sources.get(source)
         fps = info.fps if info is not None and info.fps > 0 else DEFAULT_FPS
         # ultrafast: clips are encoded on the frame path, so least CPU wins over file size
-        writer = open_writer(part, fps, (width, height), muxer="mp4", preset="ultrafast")
+        writer = open_writer(
+            part, fps, (width, height), muxer="mp4", preset="ultrafast", threads=self.context.threads
+        )
         if writer is None:
             raise OutputError(f"sink.clips cannot open {part} for writing")
         self.codec = writer.codec

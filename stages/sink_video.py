@@ -94,7 +94,7 @@ class VideoSink(Stage[VideoSinkOptions]):
         h, w = image.shape[:2]  # the frame we are given wins over SourceInfo (renders may resize)
         fourcc = self.options.fourcc
         path.parent.mkdir(parents=True, exist_ok=True)
-        writer = open_writer(path, fps, (w, h), fourcc)
+        writer = open_writer(path, fps, (w, h), fourcc, threads=self.context.threads)
         if writer is None:
             raise ConfigError(
                 f"sink.video cannot open {path} with fourcc {fourcc!r} ({w}x{h} @ {fps:g} fps): "

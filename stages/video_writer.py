@@ -17,6 +17,10 @@ import numpy as np
 log = logging.getLogger("vigil.video")
 H264_CONTAINERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}  # suffix -> muxer
 H264_OPTIONS = {"preset": "veryfast", "crf": "23"}  # real-time friendly; visually clean at 23
+# On the default preset: the cheapest sub-pixel refinement and diamond motion search. Measured on
+# two 25 fps clips (768x432 people, 640x360 face): 26-39 % less CPU a frame than plain veryfast
+# for 2-7 % larger files and 0.2 dB less PSNR; an encoder on the frame path wants the CPU.
+H264_DEFAULT_PARAMS = "subme=1:me=dia"
 _TIME_BASE = Fraction(1, 1000)  # timed writes: pts in milliseconds
 
 
@@ -42,6 +46,7 @@ class PyAVWriter:
         size: tuple[int, int],
         muxer: str | None = None,
         preset: str | None = None,
+        threads: int | None = None,
     ) -> None:
         import av
 
@@ -50,7 +55,9 @@ class PyAVWriter:
         muxer = muxer or H264_CONTAINERS.get(path.suffix.lower(), "mp4")
         self.container: Any = av.open(str(path), mode="w", format=muxer)
         rate = Fraction(fps).limit_denominator(1001)
-        options = {**H264_OPTIONS, **({"preset": preset} if preset else {})}
+        options = {**H264_OPTIONS, **({"preset": preset} if preset else {"x264-params": H264_DEFAULT_PARAMS})}
+        if threads:  # x264's frame threads cost ~20 % more CPU a frame: one thread beside busy stages
+            options["threads"] = str(threads)
         try:
             self.stream: Any = self.container.add_stream("libx264", rate=rate, options=options)
             self.stream.width, self.stream.height = self._even
@@ -76,7 +83,9 @@ class PyAVWriter:
         if (image.shape[1], image.shape[0]) != self._even:
             pad_x, pad_y = self._even[0] - image.shape[1], self._even[1] - image.shape[0]
             image = cv2.copyMakeBorder(image, 0, pad_y, 0, pad_x, cv2.BORDER_REPLICATE)
-        frame = self._frame_type.from_ndarray(np.ascontiguousarray(image), format="bgr24")
+        # OpenCV converts to 4:2:0 (BT.601 video range, as libswscale) in an eighth of swscale's time
+        yuv = np.asarray(cv2.cvtColor(np.ascontiguousarray(image), cv2.COLOR_BGR2YUV_I420), np.uint8)
+        frame = self._frame_type.from_ndarray(yuv, format="yuv420p")
         if self._timed is None:
             self._timed = pts is not None
             if self._timed:
@@ -144,15 +153,17 @@ def open_writer(
     *,
     muxer: str | None = None,
     preset: str | None = None,
+    threads: int | None = None,
 ) -> VideoWriter | None:
     """A writer for `path`: H.264 via PyAV for MP4-like files (or any name with `muxer`, e.g. a
     `.mp4.part` file renamed when complete) unless `fourcc` asks for an OpenCV codec; OpenCV (mp4v
-    for MP4, MJPG for .avi) otherwise. `preset`: libx264's speed/size trade-off (default veryfast).
-    None when nothing could open it."""
+    for MP4, MJPG for .avi) otherwise. `preset`: libx264's speed/size trade-off (default veryfast);
+    `threads`: libx264's threads (None: its own choice, one per core and a half). None when
+    nothing could open it."""
     if fourcc is None and (muxer is not None or path.suffix.lower() in H264_CONTAINERS):
         if pyav_available():
             try:
-                return PyAVWriter(path, fps, size, muxer, preset)
+                return PyAVWriter(path, fps, size, muxer, preset, threads)
             except Exception as exc:  # e.g. a PyAV build without libx264
                 log.warning("cannot write H.264 to %s with PyAV (%s); falling back to OpenCV mp4v", path, exc)
         else:

@@ -25,7 +25,7 @@ from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
 from stages.attribute_smoothing import TrackSmoother, hysteresis_label, robust_value, window_mean
-from stages.classify import canonical_emotions, probs_dict
+from stages.classify import canonical_emotions, mean_of_halves, probs_dict
 from stages.classify_age_gender import (
     INTEL_AGE_GENDER,
     faceapi_age_gender,
@@ -709,3 +709,45 @@ def test_classifier_without_smoothing_may_run_as_several_workers(tmp_path):
         "configs/deep_surveillance.yaml", ["stages.emotion.workers=2", "stages.emotion.with.smoothing=false"]
     )
     assert config.stage("emotion").workers == 2
+
+
+def test_mean_of_halves_averages_each_reading_with_its_mirror() -> None:
+    ages, probs = (
+        np.array([10.0, 20.0, 30.0, 50.0], np.float32),
+        np.array([[1, 0], [0, 1], [0, 1], [1, 0]], np.float32),
+    )
+    age, p = mean_of_halves((ages, probs))
+    assert age.tolist() == [20.0, 35.0] and p.tolist() == [[0.5, 0.5], [0.5, 0.5]]
+    assert mean_of_halves({"x": [np.array([2, 4])]}) == {"x": [np.array([3])]}
+    with pytest.raises(TypeError):
+        mean_of_halves("not a reading")
+
+
+@pytest.mark.model
+def test_flip_reads_each_face_and_its_mirror_and_averages(stills) -> None:
+    """With `flip`, a face's age and gender probabilities are the mean of the model's readings of
+    its crop and of the mirrored crop (checked against the model run by hand on both)."""
+    flipped = _stage(
+        "classify.age_gender", model="age-gender-recognition-retail-0013", backend="openvino", flip=True
+    )
+    plain = _stage("classify.age_gender", model="age-gender-recognition-retail-0013", backend="openvino")
+    assert flipped.flip and not plain.flip  # the option over the catalog's choice (off for this net)
+    fer = _stage("classify.emotion", model="fer2013-mini-xception", backend="openvino")
+    assert fer.flip  # on in the catalog for FER mini-Xception (README, Face attributes)
+
+    frame = stills["woman_neutral"]
+    crop = flipped.gather([frame]).crops[0]
+    model = flipped.models[0]
+    readings = [
+        intel_age_gender(*_intel_outputs(model.classify_outputs([c]))) for c in (crop, cv2.flip(crop, 1))
+    ]
+    expected_age = (readings[0][0][0] + readings[1][0][0]) / 2
+    a, b = _attrs(flipped.process(frame)), _attrs(plain.process(frame))
+    assert a["age"] == pytest.approx(expected_age, abs=0.06) and b["age"] == pytest.approx(
+        readings[0][0][0], abs=0.06
+    )
+    assert a["age"] != b["age"]  # the mirror reading moved it: the flip did something
+
+
+def _intel_outputs(out: dict) -> tuple[np.ndarray, np.ndarray]:
+    return out["age_conv3"], out["prob"]

@@ -184,4 +184,4 @@ def test_full_dev_sets_give_the_readme_numbers():
         ["stages.emotion.with.model=fer2013-mini-xception"],
         upscale=4,
     )
-    assert fer.missed <= 3 and fer.emotion_accuracy == pytest.approx(0.597, abs=0.03)
+    assert fer.missed <= 3 and fer.emotion_accuracy == pytest.approx(0.614, abs=0.03)
