@@ -12,11 +12,11 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
-from models.backends.base import Backend, BackendInfo, ImageInput, TensorSpec
+from models.backends.base import Backend, BackendInfo, ImageInput, RuntimeOptions, TensorSpec
 from models.catalog import KIND_BACKENDS, MODEL_SUFFIXES, FormatKind
 from pipeline.errors import ModelError
 
-__all__ = ["Backend", "BackendInfo", "ImageInput", "TensorSpec", "kind_of", "load_backend"]
+__all__ = ["Backend", "BackendInfo", "ImageInput", "RuntimeOptions", "TensorSpec", "kind_of", "load_backend"]
 
 log = logging.getLogger("vigil.models")
 
@@ -67,34 +67,30 @@ def load_backend(
         raise ModelError(f"model file {path} not found")
     kind = kind or kind_of(path)
     backend = _runtime_for(path, backend, kind)
+    options = RuntimeOptions(
+        device,
+        threads,
+        mode,
+        batch,
+        None if input_shape is None else tuple(input_shape),
+        precision,
+        image_input,
+    )
     if backend == "openvino":
         from models.backends.openvino import OpenVinoBackend
 
-        return OpenVinoBackend(
-            path,
-            device,
-            threads,
-            inputs=inputs,
-            outputs=outputs,
-            mode=mode,
-            batch=batch,
-            input_shape=input_shape,
-            precision=precision,
-            image_input=image_input,
-        )
+        return OpenVinoBackend(path, options, inputs=inputs, outputs=outputs)
     if backend == "tensorflow" and kind == "tflite":
         from models.backends.litert import LiteRtBackend
 
-        return LiteRtBackend(path, device, threads, inputs=inputs, outputs=outputs)
+        return LiteRtBackend(path, options, inputs=inputs, outputs=outputs)
     if backend == "tensorflow":
         from models.backends.tensorflow import TensorFlowBackend
 
-        return TensorFlowBackend(path, kind, device, threads, inputs=inputs, outputs=outputs)
+        return TensorFlowBackend(path, kind, options, inputs=inputs, outputs=outputs)
     from models.backends.opencv_dnn import OpenCvDnnBackend
 
-    return OpenCvDnnBackend(
-        path, device, threads, inputs=inputs, outputs=outputs, input_shape=input_shape, precision=precision
-    )
+    return OpenCvDnnBackend(path, options, inputs=inputs, outputs=outputs)
 
 
 def _runtime_for(path: Path, backend: str, kind: str) -> str:

@@ -77,6 +77,20 @@ class ImageInput:
     std: float = 1.0
 
 
+@dataclass(frozen=True)
+class RuntimeOptions:
+    """How a model runs, one object for every runtime; each backend reads the fields it
+    understands and ignores the rest (the note after each field says which)."""
+
+    device: str = "AUTO"  # AUTO, CPU, GPU, NPU (OpenVINO); cuda:N (TensorFlow, OpenCV CUDA); LiteRT: CPU
+    threads: int | None = None  # this model's CPU thread budget (None: the runtime's default)
+    mode: str = "latency"  # latency | throughput: OpenVINO's performance hint (streams)
+    batch: int | None = None  # OpenVINO: reshape the batch dimension (-1: dynamic)
+    input_shape: tuple[int, ...] | None = None  # OpenVINO, OpenCV: fix the input's dynamic dims
+    precision: str | None = None  # f32 / bf16 / f16 (OpenVINO, OpenCV CUDA); None: the device's
+    image_input: ImageInput | None = None  # OpenVINO: take uint8 BGR images, convert inside
+
+
 def pick_output_name(names: Sequence[str], wanted: Sequence[str] | None) -> str:
     """Key for an output known by several names: a wanted one if present, else the plainest."""
     for name in wanted or ():

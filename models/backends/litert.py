@@ -15,7 +15,7 @@ from typing import Any
 
 import numpy as np
 
-from models.backends.base import Backend, BackendInfo, Outputs, TensorSpec, log
+from models.backends.base import Backend, BackendInfo, Outputs, RuntimeOptions, TensorSpec, log
 from pipeline.errors import ModelError
 
 
@@ -51,13 +51,13 @@ class LiteRtBackend(Backend):
     def __init__(
         self,
         path: str | Path,
-        device: str = "AUTO",
-        threads: int | None = None,
+        options: RuntimeOptions = RuntimeOptions(),
         *,
         inputs: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None,
     ) -> None:
         interpreter_cls, runtime = _interpreter_class()
+        device, threads = options.device, options.threads
         if (device or "AUTO").upper() not in ("AUTO", "CPU"):
             log.info(
                 "tflite: %s runs on the CPU (device %s ignored; no GPU delegate is used)",

@@ -16,7 +16,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from models.backends.base import Backend, BackendInfo, Outputs, TensorSpec, log
+from models.backends.base import Backend, BackendInfo, Outputs, RuntimeOptions, TensorSpec, log
 from pipeline.errors import ModelError
 
 _CONFIG_SUFFIXES = {".caffemodel": ".prototxt", ".weights": ".cfg", ".pb": ".pbtxt"}
@@ -77,18 +77,16 @@ class OpenCvDnnBackend(Backend):
     def __init__(
         self,
         path: str | Path,
-        device: str = "AUTO",
-        threads: int | None = None,
+        options: RuntimeOptions = RuntimeOptions(),
         *,
         inputs: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None,
-        input_shape: Sequence[int] | None = None,
         config: str | Path | None = None,
-        precision: str | None = None,
     ) -> None:
         path = Path(path)
         net = _read_net(path, _config_file(path, config))
-        backend_id, target_id, device_name, prec = _target(device, precision)
+        threads, input_shape = options.threads, options.input_shape
+        backend_id, target_id, device_name, prec = _target(options.device, options.precision)
         net.setPreferableBackend(backend_id)
         net.setPreferableTarget(target_id)
         if threads is not None:

@@ -29,6 +29,7 @@ from models.backends.base import (
     Feeds,
     ImageInput,
     Outputs,
+    RuntimeOptions,
     TensorSpec,
     log,
     pick_output_name,
@@ -151,23 +152,18 @@ class OpenVinoBackend(Backend):
     def __init__(
         self,
         path: str | Path,
-        device: str = "AUTO",
-        threads: int | None = None,
+        options: RuntimeOptions = RuntimeOptions(),
         *,
         inputs: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None,
-        mode: str = "latency",
-        batch: int | None = None,
-        input_shape: Sequence[int] | None = None,
-        precision: str | None = None,
         config: Mapping[str, Any] | None = None,
-        image_input: ImageInput | None = None,
     ) -> None:
         core = shared_core()
         path = Path(path)
-        dev = openvino_device(device)
+        dev = openvino_device(options.device)
+        mode, threads, image_input = options.mode, options.threads, options.image_input
         model = _read(core, path)
-        _reshape(model, input_shape, batch)
+        _reshape(model, options.input_shape, options.batch)
         if image_input is not None:
             try:
                 converted = _with_image_input(model, image_input)
@@ -176,7 +172,7 @@ class OpenVinoBackend(Backend):
                 converted = None
             if converted is not None:
                 model, self.image_input = converted, image_input
-        cfg = _compile_config(core, dev, mode, threads, precision)
+        cfg = _compile_config(core, dev, mode, threads, options.precision)
         cfg.update(config or {})
         try:
             self._compiled = core.compile_model(model, dev, cfg)

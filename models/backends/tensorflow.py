@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from models.backends.base import Backend, BackendInfo, Outputs, TensorSpec, log
+from models.backends.base import Backend, BackendInfo, Outputs, RuntimeOptions, TensorSpec, log
 from pipeline.errors import ModelError
 from pipeline.installation import pip_install_extra
 
@@ -106,16 +106,15 @@ class TensorFlowBackend(Backend):
         self,
         path: str | Path,
         kind: str,
-        device: str = "AUTO",
-        threads: int | None = None,
+        options: RuntimeOptions = RuntimeOptions(),
         *,
         inputs: Sequence[str] | None = None,
         outputs: Sequence[str] | None = None,
         signature: str = "serving_default",
     ) -> None:
-        tf, gpus = setup_tensorflow(threads)
+        tf, gpus = setup_tensorflow(options.threads)
         self._tf = tf
-        self._device = tensorflow_device(device, gpus)
+        self._device = tensorflow_device(options.device, gpus)
         self._lock = threading.Lock()
         self._module: Any = None  # a SavedModel / Keras model: owns the variables _call uses
         self._call: Callable[[dict[str, np.ndarray]], Outputs] | None = None  # set by a loader
