@@ -8,23 +8,27 @@ validated by the stage kind's own `Options` model.
 from __future__ import annotations
 
 import copy
-import ipaddress
-import os
 import re
 from collections.abc import Collection, Sequence
 from pathlib import Path
-from typing import Any, Literal
-from urllib.parse import urlsplit
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ValidationError
 from pydantic_core import ErrorDetails
 
+from pipeline.config_fields import MAX_SOURCES, ConfigPathError, max_threads
+from pipeline.config_schema import LinksConfig, PipelineConfig, StageConfig
 from pipeline.errors import ConfigError
 from pipeline.redact import redact_uri
+from pipeline.source_config import STREAM_SCHEMES, ReconnectConfig, SourceConfig, uri_kind_by_name
 from pipeline.stage import get_kind
 from pipeline.yaml_input import Path_, format_path, load_value, parse_yaml, read_text
 
+# The models live in pipeline.config_schema and pipeline.source_config, their bounds in
+# pipeline.config_fields; this module reads, overrides and validates a pipeline file, and is where
+# the rest of vigil imports them from.
 __all__ = [
+    "MAX_SOURCES",
     "STREAM_SCHEMES",
     "LinksConfig",
     "PipelineConfig",
@@ -41,312 +45,6 @@ __all__ = [
     "uri_kind_by_name",
     "validate",
 ]
-
-# Upper bounds on what becomes threads, processes, buffers or memory (a typo such as
-# `threads: 1000000` must not start thousands of threads). Threads and workers scale with the machine.
-THREADS_PER_CORE = 4
-MAX_STAGES = 64
-MAX_SOURCES = 64
-MAX_BATCH = 256
-MAX_LINK_CAPACITY = 64  # every slot may hold a full frame
-DEFAULT_MAX_PIXELS = 40_000_000  # a 8K frame is 33 Mpx
-MAX_PIXELS_LIMIT = 16384 * 16384  # ~805 MB per BGR frame
-MAX_SECONDS = 86_400.0  # timeouts and delays: a day at most, and finite
-STREAM_SCHEMES = {"rtsp", "rtsps", "rtmp", "http", "https", "udp", "tcp", "srt"}
-
-
-def max_threads() -> int:
-    """Upper bound for `threads` and `workers`: 4 x the CPU cores of this machine."""
-    return THREADS_PER_CORE * (os.cpu_count() or 1)
-
-
-def _check_cpu_bound(value: int | None) -> int | None:
-    if value is not None and value > max_threads():
-        raise ValueError(
-            f"must be <= {max_threads()} ({THREADS_PER_CORE} x the {os.cpu_count() or 1} CPU cores here)"
-        )
-    return value
-
-
-def _seconds(default: float, description: str) -> Any:
-    return Field(default, gt=0, le=MAX_SECONDS, allow_inf_nan=False, description=description)
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(extra="forbid", populate_by_name=True)
-
-
-class ReconnectConfig(_Model):
-    """How a camera or stream that drops is reopened (delays grow by doubling)."""
-
-    initial_delay_s: float = _seconds(0.5, "first wait before reopening, seconds (at most a day)")
-    max_delay_s: float = _seconds(30.0, "longest wait between attempts, seconds (at most a day)")
-    max_attempts: int | None = Field(
-        default=None, ge=0, description="give up after this many failed reopens (none: never)"
-    )
-
-
-class SourceConfig(_Model):
-    """One input: a video file, an image folder or glob, a webcam index, or an RTSP/HTTP URL."""
-
-    id: str = Field("cam0", pattern=r"^[A-Za-z0-9_.-]+$", description="name of the source in results")
-    uri: str | int = Field(
-        description="file path, folder/glob, webcam index, rtsp:// http(s):// URL or synthetic://WxH"
-    )
-    realtime: bool = Field(False, description="pace a file at its own fps, like a camera (drops when behind)")
-    every: int = Field(1, ge=1, description="keep one frame in N")
-    resize: tuple[int, int] | None = Field(
-        None, description="[width, height] to resize frames to after capture (at most max_pixels)"
-    )
-    max_pixels: int = Field(
-        DEFAULT_MAX_PIXELS,
-        ge=1,
-        le=MAX_PIXELS_LIMIT,
-        description="largest frame accepted, width x height; bigger images and frames are skipped "
-        f"with a warning, image files before decoding (default 40 Mpx, at most {MAX_PIXELS_LIMIT})",
-    )
-    max_frames: int | None = Field(None, ge=1, description="stop after this many emitted frames")
-    loop: bool = Field(
-        False,
-        description="restart a file at its end, from its first frame even with start_s (demos, soak tests)",
-    )
-    start_s: float = Field(
-        0.0,
-        ge=0,
-        le=MAX_SECONDS,
-        allow_inf_nan=False,
-        description="start a video file this many seconds in (files only; pts stay positions in the file; "
-        "`loop: true` restarts at 0, not here)",
-    )
-    decode_threads: int | None = Field(
-        None,
-        ge=0,
-        le=64,
-        description="FFmpeg decoding threads; default: a video file up to 1920x1088 decodes on 1 "
-        "(the stages keep the other cores; it costs a quarter less CPU a frame), larger files and "
-        "streams as FFmpeg chooses; 0: FFmpeg's choice",
-    )
-    open_timeout_s: float = _seconds(10.0, "how long opening a stream may take, seconds (at most a day)")
-    read_timeout_s: float = _seconds(
-        10.0, "a stream silent this long counts as dropped, seconds (at most a day)"
-    )
-    reconnect: ReconnectConfig = Field(default_factory=lambda: ReconnectConfig())
-
-    @field_validator("resize")
-    @classmethod
-    def _positive_size(cls, v: tuple[int, int] | None) -> tuple[int, int] | None:
-        if v is not None and (v[0] <= 0 or v[1] <= 0):
-            raise ValueError("must be [width, height] with both > 0")
-        return v
-
-    @model_validator(mode="after")
-    def _frame_size_bounded(self) -> SourceConfig:
-        if self.resize is not None and self.resize[0] * self.resize[1] > self.max_pixels:
-            w, h = self.resize
-            raise _PathError(
-                ("resize",), f"{w}x{h} is {w * h} pixels, more than max_pixels ({self.max_pixels})"
-            )
-        size = _synthetic_size(self.uri)
-        if size is not None and size[0] * size[1] > self.max_pixels:
-            raise _PathError(
-                ("uri",), f"synthetic {size[0]}x{size[1]} is more than max_pixels ({self.max_pixels})"
-            )
-        return self
-
-    @model_validator(mode="after")
-    def _start_in_files_only(self) -> SourceConfig:
-        # a folder or glob is told apart from a file only on disk: the reader ignores start_s there
-        kind = uri_kind_by_name(self.uri)
-        if self.start_s > 0 and kind is not None:
-            what = {"camera": "a webcam", "stream": "a stream", "synthetic": "synthetic frames"}[kind]
-            raise _PathError(("start_s",), f"start_s needs a video file, not {what}")
-        return self
-
-
-def uri_kind_by_name(uri: str | int) -> str | None:
-    """camera | stream | synthetic when the uri alone says so; None for a file, folder or glob
-    (told apart on disk, by `pipeline.sources.classify_uri`)."""
-    if isinstance(uri, int) or uri.isdigit():
-        return "camera"
-    scheme = urlsplit(uri).scheme.lower()
-    if scheme == "synthetic":
-        return "synthetic"
-    return "stream" if scheme in STREAM_SCHEMES else None
-
-
-def _synthetic_size(uri: str | int) -> tuple[int, int] | None:
-    """(w, h) of a `synthetic://WxH` uri; None for other uris or a size the reader will reject."""
-    if not isinstance(uri, str) or not uri.lower().startswith("synthetic://"):
-        return None
-    try:
-        w, h = (int(x) for x in urlsplit(uri).netloc.lower().split("x"))
-    except ValueError:
-        return None
-    return w, h
-
-
-class StageConfig(_Model):
-    """One stage of the pipeline."""
-
-    id: str = Field(pattern=r"^[A-Za-z0-9_-]+$", description="unique name of this stage")
-    kind: str = Field(description="registered stage kind, e.g. detect.haar (see `vigil stages`)")
-    with_: dict[str, Any] = Field(default_factory=dict, alias="with", description="options of the kind")
-    after: str | None = Field(
-        None, description="id of the stage feeding this one (default: the previous stage)"
-    )
-    placement: Literal["thread", "process"] = Field(
-        "thread", description="run in a thread or its own process"
-    )
-    workers: int = Field(
-        1,
-        ge=1,
-        description="replicas; results are merged back into sequence order (at most 4 x the CPU cores)",
-    )
-    on_error: Literal["skip", "stop"] = Field(
-        "skip", description="on an exception: pass the frame on, or stop the run"
-    )
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="CPU threads this stage may use (default: a fair share; at most 4 x the CPU cores)",
-    )
-    batch: int = Field(
-        1,
-        ge=1,
-        le=MAX_BATCH,
-        description=f"frames handed to process_batch at once when they are waiting (at most {MAX_BATCH})",
-    )
-    options: Any = Field(None, exclude=True)  # the validated Options of the kind, filled in by load
-
-    @field_validator("with_", mode="before")
-    @classmethod
-    def _none_is_empty(cls, v: Any) -> Any:
-        return {} if v is None else v
-
-    @field_validator("workers", "threads")
-    @classmethod
-    def _cpu_bound(cls, v: int | None) -> int | None:
-        return _check_cpu_bound(v)
-
-
-class CurveConfig(_Model):
-    """ZeroMQ CURVE keys for tcp links (make them with `vigil keys gen DIR NAME`)."""
-
-    secret_key: str = Field(description="this run's NAME.key_secret file")
-    authorized: str | None = Field(
-        default=None,
-        description="a folder of public *.key files (or one file) allowed to connect; the run's own key always is",
-    )
-
-
-class LinksConfig(_Model):
-    """Defaults for the links between stages."""
-
-    policy: Literal["auto", "lossless", "latest"] = Field(
-        default="auto",
-        description="lossless: every frame, backpressure; latest: newest frame only, drops counted; "
-        "auto: lossless for files and folders, latest for cameras and streams",
-    )
-    capacity: int = Field(
-        default=4,
-        ge=1,
-        le=MAX_LINK_CAPACITY,
-        description=f"frames a link holds before backpressure or drops (at most {MAX_LINK_CAPACITY})",
-    )
-    transport: Literal["auto", "inproc", "ipc", "tcp"] = Field(
-        default="auto", description="auto: inproc between threads, ipc to processes; tcp forces loopback TCP"
-    )
-    host: str = Field(
-        default="127.0.0.1", description="address tcp links bind to (never all interfaces unless told)"
-    )
-    stall_timeout_s: float = _seconds(
-        120.0, "abort when no frame moves anywhere for this long, seconds (at most a day)"
-    )
-    curve: CurveConfig | None = Field(
-        default=None, description="encrypt tcp links and let in only authorized keys (ZeroMQ CURVE)"
-    )
-    insecure: bool = Field(
-        default=False, description="allow tcp links on a non-loopback host without CURVE (not recommended)"
-    )
-
-    @model_validator(mode="after")
-    def _exposed_needs_curve(self) -> LinksConfig:
-        if not _is_loopback(self.host) and self.curve is None and not self.insecure:
-            raise _PathError(
-                ("host",),
-                f"{self.host} is reachable from other hosts: set links.curve (keys from `vigil keys gen`), "
-                "or links.insecure: true to accept anyone on the network",
-            )
-        return self
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:  # a host name other than localhost: it may resolve anywhere
-        return False
-
-
-class PipelineConfig(_Model):
-    """A pipeline file."""
-
-    version: Literal[1] = 1
-    name: str | None = None
-    description: str | None = None
-    sources: list[SourceConfig] = Field(
-        default_factory=list, max_length=MAX_SOURCES, description=f"inputs (at most {MAX_SOURCES})"
-    )
-    stages: list[StageConfig] = Field(
-        min_length=1, max_length=MAX_STAGES, description=f"at most {MAX_STAGES}"
-    )
-    links: LinksConfig = Field(default_factory=lambda: LinksConfig())
-    threads: int | None = Field(
-        None,
-        ge=1,
-        description="CPU threads for the whole run (default: all cores; at most 4 x the CPU cores)",
-    )
-
-    @field_validator("threads")
-    @classmethod
-    def _cpu_bound(cls, v: int | None) -> int | None:
-        return _check_cpu_bound(v)
-
-    @model_validator(mode="after")
-    def _check_graph(self) -> PipelineConfig:
-        ids = [s.id for s in self.stages]
-        seen: set[str] = set()
-        for i, stage in enumerate(self.stages):
-            if stage.id in seen:
-                raise _PathError(("stages", i, "id"), f"duplicate stage id {stage.id!r}")
-            if stage.after is not None and stage.after not in ids[:i]:
-                where = "a later stage" if stage.after in ids else "no stage"
-                raise _PathError(
-                    ("stages", i, "after"), f"{stage.after!r} is {where}; `after` must name an earlier stage"
-                )
-            seen.add(stage.id)
-        src_ids = [s.id for s in self.sources]
-        if len(set(src_ids)) != len(src_ids):
-            raise _PathError(("sources",), f"source ids must be unique, got {src_ids}")
-        return self
-
-    def stage(self, stage_id: str) -> StageConfig:
-        return next(s for s in self.stages if s.id == stage_id)
-
-    def parent_of(self, index: int) -> str | None:
-        """Id of the stage feeding stage `index` (None: the sources)."""
-        stage = self.stages[index]
-        if stage.after is not None:
-            return stage.after
-        return self.stages[index - 1].id if index > 0 else None
-
-
-class _PathError(ValueError):
-    def __init__(self, path: Path_, message: str) -> None:
-        super().__init__(message)
-        self.path = path
-        self.message = message
 
 
 def _friendly(err: ErrorDetails) -> str:
@@ -453,7 +151,7 @@ def validate(
     except ValidationError as exc:
         for err in exc.errors():
             path = tuple(err["loc"])
-            if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), _PathError):
+            if err["type"] == "value_error" and isinstance(err.get("ctx", {}).get("error"), ConfigPathError):
                 pe = err["ctx"]["error"]
                 problems.append(describe(path + pe.path, pe.message))
             else:
@@ -525,7 +223,7 @@ def with_sources(config: PipelineConfig, uris: Sequence[str | int]) -> PipelineC
         except ValidationError as exc:
             err = exc.errors()[0]
             pe = err.get("ctx", {}).get("error")
-            message = pe.message if isinstance(pe, _PathError) else _friendly(err)
+            message = pe.message if isinstance(pe, ConfigPathError) else _friendly(err)
             raise ConfigError(f"--source {redact_uri(str(uri))!r}: {message}") from None
     return config.model_copy(update={"sources": sources})
 

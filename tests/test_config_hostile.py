@@ -12,7 +12,6 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import config as config_module
 from pipeline.cli import main
 from pipeline.config import SourceConfig, StageConfig, load_config, max_threads
 from pipeline.docs import list_kinds
@@ -207,7 +206,7 @@ def test_stage_threads_and_workers_bounded_by_cores(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str
 ) -> None:
     """`threads: 1000000` made OpenCV start ~32,000 threads."""
-    monkeypatch.setattr(config_module.os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)  # what the bound is computed from
     assert load_config(stage_with(tmp_path, f"    {key}: 8\n")).stages[0].model_dump()[key] == 8
     message = error(stage_with(tmp_path, f"    {key}: 1000000\n"))
     assert f"stages[0].{key}: must be <= 8 (4 x the 2 CPU cores here) (line 4)" in message, message
