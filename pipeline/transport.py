@@ -118,6 +118,17 @@ def _attach(sock: zmq.Socket, address: str, bind: bool) -> str:
     return address
 
 
+def _link_socket(
+    kind: int, address: str, capacity: int, ctx: zmq.Context | None, bind: bool, linger_ms: int
+) -> tuple[zmq.Socket, str]:
+    """One end of a link: a PULL (receiving) or PUSH socket holding at most `capacity` messages,
+    bound or connected; returns it with its usable address."""
+    sock = (ctx or context()).socket(kind)
+    sock.setsockopt(zmq.RCVHWM if kind == zmq.PULL else zmq.SNDHWM, capacity)
+    sock.setsockopt(zmq.LINGER, linger_ms)
+    return sock, _attach(sock, address, bind)
+
+
 def _in_process(address: str) -> bool:
     return address.startswith("inproc://")
 
@@ -144,12 +155,8 @@ class LinkReceiver:
         ctx: zmq.Context | None = None,
         bind: bool = True,
     ) -> None:
-        self.policy = policy
-        self.stats = stats or LinkStats(address)
-        self.sock = (ctx or context()).socket(zmq.PULL)
-        self.sock.setsockopt(zmq.RCVHWM, capacity)
-        self.sock.setsockopt(zmq.LINGER, 0)
-        self.address = _attach(self.sock, address, bind)
+        self.policy, self.stats = policy, stats or LinkStats(address)
+        self.sock, self.address = _link_socket(zmq.PULL, address, capacity, ctx, bind, linger_ms=0)
         # inproc: only this process can reach the link, so messages are handed over, not encoded
         self._parked = _parked.setdefault(self.address, {}) if _in_process(self.address) else None
         self._ready: deque[Envelope] = deque()
@@ -252,12 +259,8 @@ class LinkSender:
         ctx: zmq.Context | None = None,
         bind: bool = False,
     ) -> None:
-        self.policy = policy
-        self.stats = stats or LinkStats(address)
-        self.sock = (ctx or context()).socket(zmq.PUSH)
-        self.sock.setsockopt(zmq.SNDHWM, capacity)
-        self.sock.setsockopt(zmq.LINGER, 2000)
-        self.address = _attach(self.sock, address, bind)
+        self.policy, self.stats = policy, stats or LinkStats(address)
+        self.sock, self.address = _link_socket(zmq.PUSH, address, capacity, ctx, bind, linger_ms=2000)
         self._local = _in_process(self.address)
 
     def send(
