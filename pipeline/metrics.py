@@ -31,6 +31,9 @@ class StageSummary(TypedDict):
     invalid: int  # messages its input link refused (malformed, forged, not from this run)
     errors: int
     restarts: int
+    # CPU of the stage's own thread per frame in (a stage in one thread; None otherwise), setup
+    # left out; a runtime's own worker threads (OpenVINO streams, TensorFlow) are not in it
+    cpu_ms_per_frame: float | None
 
 
 @dataclass
@@ -53,6 +56,7 @@ class StageMetrics:
     queue_samples: int = 0
     drops: int = 0
     invalid: int = 0
+    cpu_s: float | None = None  # CPU seconds of the stage's thread since setup (thread placement)
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False)
 
     def frame_in(self) -> None:
@@ -99,12 +103,18 @@ class StageMetrics:
                 "invalid": self.invalid,
                 "errors": self.errors,
                 "restarts": self.restarts,
+                "cpu_ms_per_frame": round(1000 * self.cpu_s / self.frames_in, 3)
+                if self.cpu_s is not None and self.frames_in
+                else None,
             }
 
 
 def format_table(stages: Mapping[str, Mapping[str, Any]]) -> str:
     """The human summary printed at the end of a run (rows as `StageSummary`, extra keys ignored)."""
-    head = f"{'stage':<16}{'kind':<20}{'in':>7}{'out':>7}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}{'queue':>7}{'drops':>7}{'errors':>7}"
+    head = (
+        f"{'stage':<16}{'kind':<20}{'in':>7}{'out':>7}{'fps':>9}{'p50 ms':>9}{'p99 ms':>9}{'cpu ms':>8}"
+        f"{'queue':>7}{'drops':>7}{'errors':>7}"
+    )
     rows = [head, "-" * len(head)]
     for sid, m in stages.items():
 
@@ -114,7 +124,8 @@ def format_table(stages: Mapping[str, Mapping[str, Any]]) -> str:
 
         rows.append(
             f"{sid[:15]:<16}{m['kind'][:19]:<20}{m['frames_in']:>7}{m['frames_out']:>7}{num(m['fps'], '9.1f')}"
-            f"{num(m['latency_ms_p50'], '9.2f')}{num(m['latency_ms_p99'], '9.2f')}{m['queue_depth_max']:>7}"
+            f"{num(m['latency_ms_p50'], '9.2f')}{num(m['latency_ms_p99'], '9.2f')}"
+            f"{num(m.get('cpu_ms_per_frame'), '8.2f')}{m['queue_depth_max']:>7}"
             f"{m['drops']:>7}{m['errors']:>7}"
         )
     return "\n".join(rows)

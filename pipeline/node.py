@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -62,6 +63,7 @@ class StageNode:
         self.startup = Startup()
         self._executor: StageExecutor | None = None
         self._outputs_closed = False
+        self._cpu_start: float | None = None  # set in the stage's thread (thread placement)
         self._pool: WorkerPool | None = None
         self._thread: threading.Thread | None = None
         if pool is not None:
@@ -139,6 +141,7 @@ class StageNode:
             self.receiver.close()
             return
         self.startup.ready.set()
+        self._cpu_start = time.thread_time()  # this thread's CPU from here on: the stage at work
         self._executor = StageExecutor(
             stage, self.cfg.on_error, self.cfg.batch, on_fatal=self.hooks.on_fatal, on_stop=self.hooks.on_stop
         )
@@ -161,6 +164,8 @@ class StageNode:
     # ------------------------------------------------------------------------------ results
     def _emit(self, msgs: list[Message], _ticket: int) -> None:
         """Count, pass on to every child, and tell the run what a leaf produced."""
+        if self._cpu_start is not None:  # a stage in one thread: _emit runs in that thread
+            self.metrics.cpu_s = time.thread_time() - self._cpu_start
         for m in msgs:
             if isinstance(m, Frame):
                 self.metrics.frame_out(m.timings.get(self.cfg.id))

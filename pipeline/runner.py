@@ -414,7 +414,7 @@ def _stage_status(node: StageNode, link: LinkStats) -> StageStatus:
     outcomes = tuple((k, int(delivery[k])) for k in DELIVERY_OUTCOMES if isinstance(delivery.get(k), int))
     return StageStatus(
         node.id, node.cfg.kind, node.alive(), m.frames_in, m.frames_out, m.errors, m.restarts,
-        link.dropped, link.depth, models, link.invalid, outcomes,
+        link.dropped, link.depth, models, link.invalid, outcomes, m.cpu_s,
     )  # fmt: skip
 
 

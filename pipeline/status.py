@@ -86,6 +86,7 @@ class StageStatus:
     invalid: int = 0  # messages its input link refused (malformed, forged, not from this run)
     # event sinks (sink.mqtt, sink.webhook): messages by outcome, from the report's "delivery"
     delivery: tuple[tuple[str, int], ...] = ()
+    cpu_seconds: float | None = None  # CPU of the stage's own thread since setup (one thread only)
 
 
 @dataclass(frozen=True)

@@ -23,3 +23,35 @@ def test_stage_summary_counts_latencies_and_queue() -> None:
     table = format_table({"faces": {**row, "report": {"models": []}}}).splitlines()
     assert table[0].split()[:3] == ["stage", "kind", "in"]
     assert table[2].split()[:5] == ["faces", "detect.dnn", "3", "4", "2.0"]
+
+
+def test_stage_cpu_per_frame_when_the_stage_thread_measured_it() -> None:
+    m = StageMetrics("draw", "render")
+    assert m.to_dict()["cpu_ms_per_frame"] is None  # a pool or process stage: not measured
+    for _ in range(4):
+        m.frame_in()
+    m.cpu_s = 0.010
+    assert m.to_dict()["cpu_ms_per_frame"] == 2.5
+    table = format_table({"draw": m.to_dict()}).splitlines()
+    assert "cpu ms" in table[0] and "2.50" in table[2].split()
+
+
+def test_a_run_summary_gives_each_threaded_stage_its_cpu(tmp_path) -> None:
+    """The stage threads measure their own CPU (setup left out): a real run reports it per frame."""
+    from pathlib import Path
+
+    from pipeline import Pipeline
+
+    clip = Path(__file__).resolve().parents[1] / "samples" / "faces_female_and_male.mp4"
+    run = Pipeline.from_dict(
+        {
+            "version": 1,
+            "sources": [{"id": "cam0", "uri": str(clip)}],
+            "stages": [{"id": "sketch", "kind": "filter.sketch"}, {"id": "results", "kind": "sink.jsonl"}],
+        },
+        output_dir=tmp_path,
+    )
+    run.run()
+    stages = run.summary["stages"]
+    assert stages["sketch"]["cpu_ms_per_frame"] > 0.05  # an edge filter on every 480x270 frame
+    assert stages["results"]["cpu_ms_per_frame"] is not None

@@ -119,6 +119,7 @@ def test_add_view_and_remove_a_stream_while_another_runs(served):
         "vigil_stage_latency_seconds_bucket",
         "vigil_stage_queue_depth",
         "vigil_source_reconnects_total",
+        'vigil_stage_cpu_seconds_total{stage="draw"}',
     ):
         assert name in metrics, name
 

@@ -44,14 +44,22 @@ class RunCollector(Collector):
             "vigil_stage_queue_depth", "messages waiting on its input", labels=["stage"]
         )
         up = GaugeMetricFamily("vigil_stage_up", "1 while the stage runs", labels=["stage", "kind"])
+        cpu = CounterMetricFamily(
+            "vigil_stage_cpu_seconds",
+            "CPU of the stage's own thread (stages in one thread; runtimes' worker threads not included)",
+            labels=["stage"],
+        )
         for s in st.stages:
             for attr, family in stage_metrics.items():
                 family.add_metric([s.id], getattr(s, attr))
             depth.add_metric([s.id], s.queue_depth)
             up.add_metric([s.id, s.kind], 1.0 if s.alive else 0.0)
+            if s.cpu_seconds is not None:
+                cpu.add_metric([s.id], s.cpu_seconds)
         yield from stage_metrics.values()
         yield depth
         yield up
+        yield cpu
         yield _delivery(st)
         state = GaugeMetricFamily(
             "vigil_source_state", "1 for the state the source is in", labels=["source", "state"]
