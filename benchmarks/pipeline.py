@@ -26,12 +26,14 @@ from pipeline.frame import Frame
 
 
 class Timed(NamedTuple):
-    """One measured round: frames, wall seconds, set-up seconds, CPU seconds per frame."""
+    """One measured round: frames, wall seconds, set-up seconds, CPU seconds per frame, and for a
+    pipeline each stage thread's CPU ms a frame (summary.json's `cpu_ms_per_frame`)."""
 
     frames: int
     seconds: float
     setup: float | None
     cpu_per_frame: float | None
+    stage_cpu_ms: dict[str, float | None] | None = None
 
 
 def sequential_baseline(config: PipelineConfig, output_dir: Path, max_frames: int | None) -> Timed:
@@ -68,7 +70,20 @@ def pipeline_run(config: PipelineConfig, output_dir: Path) -> Timed:
 
     summary = run_pipeline(config, output_dir, on_result=seen)
     cpu = (marks[-1] - marks[0]) / (len(marks) - 1) if len(marks) > 1 else None
-    return Timed(summary["frames"], summary["processing_s"], summary["setup_s"], cpu)
+    stages = {sid: st.get("cpu_ms_per_frame") for sid, st in summary["stages"].items()}
+    return Timed(summary["frames"], summary["processing_s"], summary["setup_s"], cpu, stages)
+
+
+def stage_breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
+    """Where a pipeline row's CPU goes, ms a frame: each stage's own thread, then the rest of the
+    process (the runtimes' worker threads, capture and decoding, the run's supervision)."""
+    stages = row.get("stages") or {}
+    rows = [{"thread": f"stage {sid}", "cpu_ms": ms} for sid, ms in stages.items()]
+    known = sum(ms for ms in stages.values() if ms is not None)
+    if row.get("cpu_ms") is not None:
+        rest = round(row["cpu_ms"] - known, 2)
+        rows.append({"thread": "the rest: runtime threads, capture, supervision", "cpu_ms": rest})
+    return rows
 
 
 def _row(name: str, runs: list[Timed], baseline_fps: float | None) -> dict[str, Any]:
@@ -76,6 +91,10 @@ def _row(name: str, runs: list[Timed], baseline_fps: float | None) -> dict[str, 
     best = min(runs, key=lambda x: x.seconds / max(1, x.frames))
     cpus = [r.cpu_per_frame for r in runs if r.cpu_per_frame is not None]
     fps = best.frames / best.seconds if best.seconds > 0 else 0.0
+    cheapest = min(
+        (r for r in runs if r.cpu_per_frame is not None), key=lambda r: r.cpu_per_frame or 0.0, default=None
+    )
+    extra = {"stages": cheapest.stage_cpu_ms} if cheapest is not None and cheapest.stage_cpu_ms else {}
     return {
         "run": name,
         "frames": best.frames,
@@ -86,6 +105,7 @@ def _row(name: str, runs: list[Timed], baseline_fps: float | None) -> dict[str, 
         "x_sequential": 1.0
         if baseline_fps is None
         else (round(fps / baseline_fps, 2) if baseline_fps else None),
+        **extra,
     }
 
 

@@ -129,7 +129,10 @@ def test_bench_pipeline_sets_a_detector_pipeline_beside_its_model_alone(tmp_path
     assert len(rows) == 3 and rows[2]["run"].startswith("model alone: yolox-nano")
     assert rows[2]["x_model"] == 1.0 and rows[2]["x_model_cpu"] == 1.0
     assert rows[1]["x_model"] > 0 and rows[1]["cpu_ms"] > 0
-    assert "x_model" in capsys.readouterr().out
+    # where the pipeline's CPU goes: each stage's own thread, then the rest of the process
+    assert set(rows[1]["stages"]) == {"objects", "results"} and rows[1]["stages"]["objects"] > 0
+    printed = capsys.readouterr().out
+    assert "x_model" in printed and "stage objects" in printed and "the rest" in printed
 
 
 @pytest.mark.model

@@ -54,7 +54,11 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     config = _config_with_sources(args)
     rows = pipeline.run(config, args.max_frames, args.rounds, args.without or ())
-    print(format_table(rows))
+    print(format_table(rows, [k for k in rows[0] if k != "stages"]))
+    breakdown = pipeline.stage_breakdown(rows[1])
+    if breakdown:
+        print("\nthe pipeline's CPU a frame by thread (its cheapest round):")
+        print(format_table(breakdown))
     write_json(args, rows)
     return 0
 
