@@ -43,7 +43,8 @@ class StageConfig(ConfigModel):
     threads: int | None = Field(
         None,
         ge=1,
-        description="CPU threads this stage may use (default: a fair share; at most 4 x the CPU cores)",
+        description="CPU threads this stage may use (default: a fair share of the run's threads for detect, "
+        "classify and filter stages, 1 for the others; at most 4 x the CPU cores)",
     )
     batch: int = Field(
         1,

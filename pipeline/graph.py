@@ -55,8 +55,9 @@ def thread_budget(config: PipelineConfig) -> tuple[int, dict[str, int]]:
     share that allows about 2x oversubscription: pipeline stages are rarely busy at the same
     instant, and on 2 cores a strict split (1 thread each) measured 25-45% slower than 2 each
     (`vigil bench pipeline`, README). The other stages get one thread (the video sinks' encoder:
-    x264's frame threads cost a fifth more CPU a frame). `threads:` on a stage or the pipeline
-    overrides.
+    x264's frame threads cost a fifth more CPU a frame; a stage in its own process also runs
+    OpenCV on that many threads). `threads:` on a stage overrides its share; the pipeline's
+    `threads:` sets the total the heavy stages share and OpenCV's pool.
     """
     total = config.threads or os.cpu_count() or 1
     stages = config.stages

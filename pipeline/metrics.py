@@ -32,7 +32,8 @@ class StageSummary(TypedDict):
     errors: int
     restarts: int
     # CPU of the stage's own thread per frame in (a stage in one thread; None otherwise), setup
-    # left out; a runtime's own worker threads (OpenVINO streams, TensorFlow) are not in it
+    # left out, closing (encoder flushes) in; the worker threads of a runtime or library (OpenVINO
+    # streams, TensorFlow, OpenCV's parallel loops) are not in it
     cpu_ms_per_frame: float | None
 
 

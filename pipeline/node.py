@@ -158,6 +158,8 @@ class StageNode:
             self._fatal(f"stage {self.cfg.id} crashed: {exc}")
         finally:
             close_stage(stage)
+            if self._cpu_start is not None:  # closing counts too (an encoder flushes its last frames)
+                self.metrics.cpu_s = time.thread_time() - self._cpu_start
             self._close_outputs()
             self.receiver.close()
 

@@ -65,9 +65,9 @@ class SourceConfig(ConfigModel):
         None,
         ge=0,
         le=64,
-        description="FFmpeg decoding threads; default: a video file up to 1920x1088 decodes on 1 "
-        "(the stages keep the other cores; it costs a quarter less CPU a frame), larger files and "
-        "streams as FFmpeg chooses; 0: FFmpeg's choice",
+        description="FFmpeg decoding threads of a video file or stream (webcams ignore it); default: "
+        "a file up to 1920x1088 decodes on 1 (the stages keep the other cores; it costs a quarter less "
+        "CPU a frame), larger files and streams as FFmpeg chooses; 0: FFmpeg's choice",
     )
     open_timeout_s: float = seconds_field(10.0, "how long opening a stream may take, seconds (at most a day)")
     read_timeout_s: float = seconds_field(

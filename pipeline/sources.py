@@ -106,7 +106,7 @@ class FileReader(Reader):
         if not path.is_file():
             raise SourceError(f"source {cfg.id!r}: no such file: {redact_uri(str(path))}")
         self.cfg, self.path = cfg, path
-        self.cap = open_video_file(path, cfg.decode_threads)
+        self.cap, self._threads = open_video_file(path, cfg.decode_threads)
         if not self.cap.isOpened():
             raise SourceError(
                 f"source {cfg.id!r}: cannot open {path} as a video (corrupt, truncated or unsupported codec?)"
@@ -162,7 +162,7 @@ class FileReader(Reader):
             bad += 1
         if self.cfg.loop and self.index > 0:  # from the beginning, not from start_s
             self.cap.release()
-            self.cap = open_video_file(self.path, self.cfg.decode_threads)
+            self.cap, _ = open_video_file(self.path, self._threads)
             self._base_pts += self.index / self.fps
             self.index = 0
             return self.read(decode, stop)
@@ -188,21 +188,22 @@ class FileReader(Reader):
 SINGLE_THREAD_PIXELS = 1920 * 1088  # up to this size one core decodes faster than any detector here
 
 
-def open_video_file(path: Path, threads: int | None) -> cv2.VideoCapture:
+def open_video_file(path: Path, threads: int | None) -> tuple[cv2.VideoCapture, int]:
     """A capture of a video file with `threads` FFmpeg decoding threads (0: FFmpeg's choice;
-    None: 1 up to `SINGLE_THREAD_PIXELS`, else FFmpeg's choice). Frame threading buys wall time
-    with CPU, which the stages need more; a backend that refuses the parameter opens as usual."""
+    None: 1 up to `SINGLE_THREAD_PIXELS`, else FFmpeg's choice), and the count it settled on (to
+    reopen with, e.g. when looping). Frame threading buys wall time with CPU, which the stages
+    need more; a backend that refuses the parameter opens as usual."""
     if threads is None:
         cap = cv2.VideoCapture(str(path))
         pixels = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
         if not cap.isOpened() or not 0 < pixels <= SINGLE_THREAD_PIXELS:
-            return cap
+            return cap, 0
         cap.release()
         threads = 1
     if threads == 0:
-        return cv2.VideoCapture(str(path))
+        return cv2.VideoCapture(str(path)), 0
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])
-    return cap if cap.isOpened() else cv2.VideoCapture(str(path))
+    return (cap, threads) if cap.isOpened() else (cv2.VideoCapture(str(path)), 0)
 
 
 class ImageReader(Reader):

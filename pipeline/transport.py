@@ -173,12 +173,14 @@ class LinkReceiver:
     def _take(self, timeout_ms: int) -> Envelope | None:
         if not self.sock.poll(timeout_ms, zmq.POLLIN):
             return None
-        if self._parked is not None:
-            return self._unpark(self.sock.recv_multipart())
-        parts = self.sock.recv_multipart(copy=False)
         try:
-            env = decode(parts, _token)
-        except InvalidMessage as exc:  # never fatal: a stray peer must not stop a camera
+            if self._parked is not None:
+                env = self._unpark(self.sock.recv_multipart())
+            else:
+                env = decode(self.sock.recv_multipart(copy=False), _token)
+        except (
+            InvalidMessage
+        ) as exc:  # never fatal: a stray peer (or a malformed frame) must not stop a camera
             self.stats.add("invalid")
             if self.stats.invalid == 1 or self.stats.invalid % 1000 == 0:
                 log.warning(
@@ -191,15 +193,12 @@ class LinkReceiver:
         self.stats.add("received")
         return env
 
-    def _unpark(self, parts: list[bytes]) -> Envelope | None:
+    def _unpark(self, parts: list[bytes]) -> Envelope:
         env = None
         if len(parts) == 1 and len(parts[0]) == _KEY.size and self._parked is not None:
             env = self._parked.pop(_KEY.unpack(parts[0])[0], None)
         if env is None:
-            self.stats.add("invalid")
-            log.warning("link %s: a hand-off key with no message behind it", self.stats.name)
-            return None
-        self.stats.add("received")
+            raise InvalidMessage("a hand-off key with no message behind it")
         return Envelope(handoff(env.message), env.ticket, env.parts, env.origin)
 
     def recv(self, timeout_ms: int = POLL_MS) -> Envelope | None:
@@ -262,6 +261,9 @@ class LinkSender:
         self.policy, self.stats = policy, stats or LinkStats(address)
         self.sock, self.address = _link_socket(zmq.PUSH, address, capacity, ctx, bind, linger_ms=2000)
         self._local = _in_process(self.address)
+        # the receiver's dict, taken once: after it closes (and drops it), late sends park here
+        # and are freed with this sender instead of outliving it in the module's map
+        self._parked = _parked.setdefault(self.address, {}) if self._local else None
 
     def send(
         self,
@@ -277,9 +279,9 @@ class LinkSender:
         A lossless send waits while the link is full; it raises `Stopped` when `stop` is set
         and `TimeoutError` after `timeout_s` (None: wait as long as the run lasts).
         """
-        if not self._local:
+        parked = self._parked
+        if parked is None:
             return self._send(encode(msg, ticket, parts, origin, _token), msg, stop, timeout_s)
-        parked = _parked.setdefault(self.address, {})
         key = next(_keys)
         parked[key] = Envelope(msg, ticket, parts, origin)
         try:

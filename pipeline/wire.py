@@ -7,8 +7,8 @@ so frames stay immutable once sent.
 Control messages (stream start/end, pool bookkeeping) are a header alone.
 
 Between threads of one process (inproc links) nothing is encoded: the link carries a key and the
-receiver takes the message itself (`handoff`: the same object with read-only array views, so it
-stays as immutable as a decoded one, at a tenth of the cost).
+receiver takes the message itself (`handoff`: the same frame with read-only array views, checked
+as `decode` checks one, at a tenth of the cost; see there what is shared).
 
 A link may be reachable from outside the run (tcp), so `decode` trusts nothing: the header
 must be JSON of the expected shape, every buffer must be described and of the described size,
@@ -159,28 +159,42 @@ def _detections_head(det: Detections, buffers: list[Any]) -> dict[str, Any]:
 
 def handoff(msg: Message) -> Message:
     """What an in-process receiver gets instead of a decoded copy: `msg` with every array a
-    read-only view (the sender keeps its own arrays writable, as after a zero-copy send)."""
+    read-only view (the sender keeps its own arrays writable, as after a zero-copy send).
+
+    The frame is checked as `decode` checks one (uint8 images, numeric columns of the allowed
+    dtypes), so a stage in a thread and one in a process refuse the same frames; values inside
+    object columns (e.g. `emotion_probs` dicts) and event data are shared, not copied: frames
+    are read, never changed, once sent."""
     if not isinstance(msg, Frame):
         return msg  # frozen dataclasses of strings and JSON data
+    for img in (msg.image, msg.annotated):
+        if img is not None and (
+            not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3)
+        ):
+            raise InvalidMessage(f"image of type {type(img).__name__} {getattr(img, 'dtype', '')} refused")
     det = msg.detections
     return dataclasses.replace(
         msg,
         image=_frozen(msg.image),
         annotated=None if msg.annotated is None else _frozen(msg.annotated),
         detections=Detections(
-            _frozen(det.xyxy),
-            _frozen(det.score),
-            _frozen(det.class_id),
+            _frozen(det.xyxy, numeric=True),
+            _frozen(det.score, numeric=True),
+            _frozen(det.class_id, numeric=True),
             _frozen(det.label),
-            _frozen(det.track_id),
+            _frozen(det.track_id, numeric=True),
             {k: _frozen(v) for k, v in det.attributes.items()},
         ),
         timings=dict(msg.timings),
-        motion=None if msg.motion is None else _frozen(msg.motion),
+        motion=None if msg.motion is None else _frozen(np.asarray(msg.motion, np.float32).reshape(-1, 4)),
     )
 
 
-def _frozen(arr: np.ndarray) -> np.ndarray:
+def _frozen(values: Any, numeric: bool = False) -> np.ndarray:
+    """A read-only view of an array (lists are made arrays first); dtypes as `decode` allows."""
+    arr = np.asarray(values)
+    if arr.dtype != object and arr.dtype.str not in ALLOWED_DTYPES or numeric and arr.dtype == object:
+        raise InvalidMessage(f"array of dtype {arr.dtype} refused")
     view = arr.view()
     view.flags.writeable = False
     return view

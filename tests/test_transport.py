@@ -221,6 +221,44 @@ def test_inproc_hand_off_leaves_nothing_behind(tmp_path):
     tx.close(0)
 
 
+@pytest.mark.parametrize("policy", ["lossless", "latest"])
+def test_inproc_refuses_what_a_decode_refuses_and_keeps_going(tmp_path, policy):
+    """A frame another transport would refuse (a float image, a string column) is counted as
+    invalid on an inproc link too, and the link goes on: a bad frame must not stop a camera."""
+    tx, rx, stats = _pair("inproc", policy, 4, tmp_path)
+    bad_image = Frame("cam", 0, 0.0, 0.0, np.zeros((4, 4, 3), np.float32))
+    det = Detections.create([[0, 0, 1, 1]]).with_attributes(name=np.array(["x"]))
+    bad_column = Frame("cam", 1, 0.0, 0.0, np.zeros((4, 4, 3), np.uint8), det)
+    listed = Frame("cam", 2, 0.0, 0.0, np.zeros((4, 4, 3), np.uint8), motion=[[0, 0, 1, 1]])  # type: ignore[arg-type]
+    for frame in (bad_image, bad_column, listed):
+        tx.send(frame)
+        time.sleep(0.05)  # one at a time: a latest link keeps only the newest frame
+    got = []
+    deadline = time.monotonic() + 5
+    while len(got) < 1 and time.monotonic() < deadline:
+        env = rx.recv(100)
+        if env is not None:
+            got.append(env.message)
+    assert [f.seq for f in got] == [2] and got[0].motion.tolist() == [[0, 0, 1, 1]]
+    assert stats.invalid == 2
+    tx.close(0)
+    rx.close()
+
+
+def test_inproc_sends_after_the_receiver_closed_leave_nothing_in_the_module(tmp_path):
+    from pipeline import transport
+
+    tx, rx, _ = _pair("inproc", "lossless", 2, tmp_path)
+    rx.close()
+    for seq in range(2):
+        try:
+            tx.send(_frame(seq), timeout_s=0.2)
+        except TimeoutError:
+            pass
+    assert rx.address not in transport._parked  # late sends stay with the sender, freed with it
+    tx.close(0)
+
+
 def test_tcp_links_bind_loopback_by_default():
     rx = LinkReceiver(endpoint("tcp", "t"), "lossless", 2)
     assert rx.address.startswith("tcp://127.0.0.1:")
