@@ -61,9 +61,10 @@ def thread_budget(config: PipelineConfig) -> tuple[int, dict[str, int]]:
     """
     total = config.threads or os.cpu_count() or 1
     stages = config.stages
-    heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES]
-    share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy or stages))))
-    return total, {s.id: s.threads or (share if s in heavy or not heavy else 1) for s in stages}
+    heavy = [s for s in stages if s.kind.split(".")[0] in HEAVY_FAMILIES] or stages  # none: all share
+    share = min(total, max(1, math.ceil(2 * total / sum(s.workers for s in heavy))))
+    heavy_ids = {s.id for s in heavy}
+    return total, {s.id: s.threads or (share if s.id in heavy_ids else 1) for s in stages}
 
 
 def build_graph(

@@ -192,14 +192,18 @@ def open_video_file(path: Path, threads: int | None) -> tuple[cv2.VideoCapture, 
     """A capture of a video file with `threads` FFmpeg decoding threads (0: FFmpeg's choice;
     None: 1 up to `SINGLE_THREAD_PIXELS`, else FFmpeg's choice), and the count it settled on (to
     reopen with, e.g. when looping). Frame threading buys wall time with CPU, which the stages
-    need more; a backend that refuses the parameter opens as usual."""
-    if threads is None:
-        cap = cv2.VideoCapture(str(path))
+    need more; a backend that refuses the parameter opens as usual. The usual file (up to 1080p)
+    is opened once: on one thread, reopened only when it turns out larger."""
+    cap, used = _open_with_threads(path, 1 if threads is None else threads)
+    if threads is None and used == 1:
         pixels = cap.get(cv2.CAP_PROP_FRAME_WIDTH) * cap.get(cv2.CAP_PROP_FRAME_HEIGHT)
-        if not cap.isOpened() or not 0 < pixels <= SINGLE_THREAD_PIXELS:
-            return cap, 0
-        cap.release()
-        threads = 1
+        if pixels > SINGLE_THREAD_PIXELS:
+            cap.release()
+            return cv2.VideoCapture(str(path)), 0
+    return cap, used
+
+
+def _open_with_threads(path: Path, threads: int) -> tuple[cv2.VideoCapture, int]:
     if threads == 0:
         return cv2.VideoCapture(str(path)), 0
     cap = cv2.VideoCapture(str(path), cv2.CAP_FFMPEG, [cv2.CAP_PROP_N_THREADS, threads])

@@ -133,6 +133,16 @@ def _in_process(address: str) -> bool:
     return address.startswith("inproc://")
 
 
+def _unpark(parked: dict[int, Envelope], parts: list[bytes]) -> Envelope:
+    """The message parked under the key an inproc link carried, as its receiver sees it."""
+    env = (
+        parked.pop(_KEY.unpack(parts[0])[0], None) if len(parts) == 1 and len(parts[0]) == _KEY.size else None
+    )
+    if env is None:
+        raise InvalidMessage("a hand-off key with no message behind it")
+    return Envelope(handoff(env.message), env.ticket, env.parts, env.origin)
+
+
 def context() -> zmq.Context:
     """The process-wide ZeroMQ context (inproc links need one shared context)."""
     return zmq.Context.instance()
@@ -175,12 +185,10 @@ class LinkReceiver:
             return None
         try:
             if self._parked is not None:
-                env = self._unpark(self.sock.recv_multipart())
+                env = _unpark(self._parked, self.sock.recv_multipart())
             else:
                 env = decode(self.sock.recv_multipart(copy=False), _token)
-        except (
-            InvalidMessage
-        ) as exc:  # never fatal: a stray peer (or a malformed frame) must not stop a camera
+        except InvalidMessage as exc:  # never fatal: a stray peer or a bad frame must not stop a camera
             self.stats.add("invalid")
             if self.stats.invalid == 1 or self.stats.invalid % 1000 == 0:
                 log.warning(
@@ -192,14 +200,6 @@ class LinkReceiver:
             return None
         self.stats.add("received")
         return env
-
-    def _unpark(self, parts: list[bytes]) -> Envelope:
-        env = None
-        if len(parts) == 1 and len(parts[0]) == _KEY.size and self._parked is not None:
-            env = self._parked.pop(_KEY.unpack(parts[0])[0], None)
-        if env is None:
-            raise InvalidMessage("a hand-off key with no message behind it")
-        return Envelope(handoff(env.message), env.ticket, env.parts, env.origin)
 
     def recv(self, timeout_ms: int = POLL_MS) -> Envelope | None:
         """The next message, or None when nothing came within the timeout."""
@@ -260,10 +260,9 @@ class LinkSender:
     ) -> None:
         self.policy, self.stats = policy, stats or LinkStats(address)
         self.sock, self.address = _link_socket(zmq.PUSH, address, capacity, ctx, bind, linger_ms=2000)
-        self._local = _in_process(self.address)
-        # the receiver's dict, taken once: after it closes (and drops it), late sends park here
-        # and are freed with this sender instead of outliving it in the module's map
-        self._parked = _parked.setdefault(self.address, {}) if self._local else None
+        # inproc: the receiver's dict, taken once; after it closes (and drops it), late sends park
+        # here and are freed with this sender instead of outliving it in the module's map
+        self._parked = _parked.setdefault(self.address, {}) if _in_process(self.address) else None
 
     def send(
         self,
@@ -297,7 +296,7 @@ class LinkSender:
         self, data: list[Any], msg: Message, stop: threading.Event | None, timeout_s: float | None
     ) -> bool:
         droppable = self.policy == "latest" and isinstance(msg, Frame)
-        copy = self._local  # one 8-byte key: copying it is cheaper than tracking it
+        copy = self._parked is not None  # one 8-byte key: copying it is cheaper than tracking it
         waited = 0.0
         while True:
             try:

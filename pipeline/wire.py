@@ -167,11 +167,7 @@ def handoff(msg: Message) -> Message:
     are read, never changed, once sent."""
     if not isinstance(msg, Frame):
         return msg  # frozen dataclasses of strings and JSON data
-    for img in (msg.image, msg.annotated):
-        if img is not None and (
-            not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3)
-        ):
-            raise InvalidMessage(f"image of type {type(img).__name__} {getattr(img, 'dtype', '')} refused")
+    _check_images(msg.image, msg.annotated)
     det = msg.detections
     return dataclasses.replace(
         msg,
@@ -188,6 +184,20 @@ def handoff(msg: Message) -> Message:
         timings=dict(msg.timings),
         motion=None if msg.motion is None else _frozen(np.asarray(msg.motion, np.float32).reshape(-1, 4)),
     )
+
+
+def _check_images(*images: Any) -> None:
+    """A frame's pictures are H x W (x C) uint8 arrays (None: absent), whichever way it came."""
+    for img in images:
+        if img is not None and (
+            not isinstance(img, np.ndarray) or img.dtype != np.uint8 or img.ndim not in (2, 3)
+        ):
+            what = (
+                f"dtype {img.dtype} and shape {img.shape}"
+                if isinstance(img, np.ndarray)
+                else type(img).__name__
+            )
+            raise InvalidMessage(f"image of {what} refused")
 
 
 def _frozen(values: Any, numeric: bool = False) -> np.ndarray:
@@ -282,9 +292,7 @@ def _decode_frame(head: dict[str, Any], buffers: Iterator[Any]) -> Frame:
     image, annotated = (None if meta is None else _view(next(buffers), meta) for meta in head["img"])
     if image is None:
         raise InvalidMessage("frame message without an image")
-    for img in (image, annotated):
-        if img is not None and (img.dtype != np.uint8 or img.ndim not in (2, 3)):
-            raise InvalidMessage(f"image of dtype {img.dtype} and shape {img.shape} refused")
+    _check_images(image, annotated)
     _check_types(head["src"], str, head["seq"], int, head["idx"], int, head["tm"], dict, head["err"], list)
     return Frame(
         source=head["src"],

@@ -94,8 +94,12 @@ def augment_batch(
     if degrade > 0:
         side = tf.shape(images)[1:3]
         small = tf.maximum(tf.cast(tf.cast(side, tf.float32) * rng.uniform([], 0.3, 1.0), tf.int32), 8)
-        blurred = tf.image.resize(tf.image.resize(out, small, method="area"), side, method="bilinear")
-        out = tf.cond(rng.uniform([]) < degrade, lambda: blurred, lambda: out)
+        plain = out  # the two resizes run only on the batches the draw softens
+        out = tf.cond(
+            rng.uniform([]) < degrade,
+            lambda: tf.image.resize(tf.image.resize(plain, small, method="area"), side, method="bilinear"),
+            lambda: plain,
+        )
     return out
 
 

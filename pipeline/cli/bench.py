@@ -54,7 +54,7 @@ def cmd_pipeline(args: argparse.Namespace) -> int:
 
     config = _config_with_sources(args)
     rows = pipeline.run(config, args.max_frames, args.rounds, args.without or ())
-    print(format_table(rows, [k for k in rows[0] if k != "stages"]))
+    print(format_table(rows))  # the columns of the loop's row: the pipeline's "stages" split comes below
     breakdown = pipeline.stage_breakdown(rows[1])
     if breakdown:
         print("\nthe pipeline's CPU a frame by thread (its cheapest round):")
