@@ -224,3 +224,26 @@ def test_the_readme_python_example_runs_as_written(tmp_path: Path) -> None:
     assert len([line for line in lines if " face at (" in line]) == 62
     assert lines[-1].startswith("completed ")
     assert _video_frames(tmp_path / "annotated.mp4") == 62
+
+
+def test_thread_budget_shares_the_cores_among_heavy_stages_and_gives_the_rest_one() -> None:
+    """Detect, classify and filter stages share the run's threads (about 2x oversubscribed); the
+    others (trackers, render, sinks: the video encoder among them) get one; `threads:` overrides."""
+    from pipeline.graph import thread_budget
+
+    config = config_from_dict(
+        {
+            "version": 1,
+            "threads": 4,
+            "stages": [
+                {"id": "faces", "kind": "detect.haar"},
+                {"id": "draw", "kind": "render"},
+                {"id": "video", "kind": "sink.video"},
+                {"id": "results", "kind": "sink.jsonl", "threads": 3},
+            ],
+        }
+    )
+    total, per_stage = thread_budget(config)
+    assert total == 4 and per_stage == {"faces": 4, "draw": 1, "video": 1, "results": 3}
+    only_light = config_from_dict({"version": 1, "threads": 4, "stages": [{"id": "draw", "kind": "render"}]})
+    assert thread_budget(only_light)[1] == {"draw": 4}  # no heavy stage: the light ones share

@@ -93,3 +93,22 @@ def test_a_write_error_stops_writing_and_is_logged_not_raised(caplog):
             writer.write(image)
         writer.release()
     assert writer.failed is not None and "cannot write to /dev/full" in caplog.text
+
+
+def test_h264_is_encoded_as_configured_and_keeps_the_colours(tmp_path, media):
+    """The settings written into the stream (x264 records them) are the CPU-lean ones: one thread
+    when asked, `subme=1:me=dia` on the default preset; the OpenCV colour conversion keeps a real
+    clip's pictures close to the source (BT.601 video range, as a player decodes them)."""
+    cap = cv2.VideoCapture(str(media / "videos" / "face_woman_emotions_pexels_wolfganglanger.mp4"))
+    source = [cap.read()[1] for _ in range(12)]
+    h, w = source[0].shape[:2]
+    writer = open_writer(tmp_path / "a.mp4", 25.0, (w, h), threads=1)
+    assert writer is not None
+    for image in source:
+        writer.write(image)
+    writer.release()
+    settings = (tmp_path / "a.mp4").read_bytes()
+    assert b"threads=1 " in settings and b"subme=1 " in settings and b"me=dia " in settings
+    decoded = cv2.VideoCapture(str(tmp_path / "a.mp4"))
+    psnr = [cv2.PSNR(image, decoded.read()[1]) for image in source]
+    assert min(psnr) > 33, psnr
