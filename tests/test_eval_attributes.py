@@ -185,3 +185,18 @@ def test_full_dev_sets_give_the_readme_numbers():
         upscale=4,
     )
     assert fer.missed <= 3 and fer.emotion_accuracy == pytest.approx(0.614, abs=0.03)
+
+
+def test_labelled_files_missing_from_the_folder_are_a_usage_error_that_points_to_them(tmp_path, capsys):
+    images, labels = _subset(tmp_path, "emotions_fer2013", 3)
+    config = ["--config", str(DEFAULT_CONFIG)]
+    # the set's parent folder given instead of its images/ subfolder: say where the files are
+    assert main(["eval", "attributes", "--images", str(tmp_path), "--labels", str(labels), *config]) == 2
+    err = capsys.readouterr().err
+    assert "3 of the 3 labelled files are not there" in err and f"they are in {images}" in err
+    # one file gone: the eval refuses to score a different set than the labels describe
+    gone = sorted(images.iterdir())[0]
+    gone.unlink()
+    assert main(["eval", "attributes", "--images", str(images), "--labels", str(labels), *config]) == 2
+    err = capsys.readouterr().err
+    assert "1 of the 3 labelled files are not there" in err and gone.name in err and "Traceback" not in err

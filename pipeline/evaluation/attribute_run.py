@@ -66,6 +66,23 @@ def upscale_folder(src: Path, dst: Path, factor: float, files: Sequence[str]) ->
         cv2.imwrite(str(dst / name), cv2.resize(image, size, interpolation=cv2.INTER_CUBIC))
 
 
+def _check_images(folder: Path, files: Sequence[str]) -> None:
+    """Every labelled file must be in `folder`: a partial set would score a different test."""
+    if not folder.is_dir():
+        raise FileNotFoundError(f"--images {folder}: no such folder")
+    missing = [name for name in files if not (folder / name).is_file()]
+    if not missing:
+        return
+    hint = ""
+    inner = [p for p in sorted(folder.iterdir()) if p.is_dir() and (p / missing[0]).is_file()]
+    if inner:
+        hint = f"; they are in {inner[0]}: pass that folder"
+    raise FileNotFoundError(
+        f"--images {folder}: {len(missing)} of the {len(files)} labelled files are not there "
+        f"(first: {', '.join(missing[:3])}){hint}"
+    )
+
+
 @dataclass
 class _Collected:
     predictions: dict[str, FacePrediction] = field(default_factory=dict)
@@ -120,6 +137,7 @@ def run_attributes(
     from pipeline.api import Pipeline  # the engine's runner: imported when a run is asked for
 
     labels = read_labels(labels_csv)
+    _check_images(Path(images), [lab.file for lab in labels])
     config = load_config(config_path, overrides)
     classify_ids = {s.id for s in config.stages if s.kind.startswith("classify.")}
     collected = _Collected()
