@@ -97,7 +97,7 @@ def test_a_write_error_stops_writing_and_is_logged_not_raised(caplog):
 
 def test_h264_is_encoded_as_configured_and_keeps_the_colours(tmp_path, media):
     """The settings written into the stream (x264 records them) are the CPU-lean ones: one thread
-    when asked, `subme=1:me=dia` on the default preset; the OpenCV colour conversion keeps a real
+    when asked, `subme=1:me=dia:partitions=none` on the default preset; the OpenCV colour conversion keeps a real
     clip's pictures close to the source (BT.601 video range, as a player decodes them)."""
     cap = cv2.VideoCapture(str(media / "videos" / "face_woman_emotions_pexels_wolfganglanger.mp4"))
     source = [cap.read()[1] for _ in range(12)]
@@ -109,6 +109,7 @@ def test_h264_is_encoded_as_configured_and_keeps_the_colours(tmp_path, media):
     writer.release()
     settings = (tmp_path / "a.mp4").read_bytes()
     assert b"threads=1 " in settings and b"subme=1 " in settings and b"me=dia " in settings
+    assert b"analyse=0x3:0 " in settings  # partitions=none: no inter sub-partitions (intra ones kept)
     decoded = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     psnr = [cv2.PSNR(image, decoded.read()[1]) for image in source]
     assert min(psnr) > 33, psnr
