@@ -120,6 +120,50 @@ def test_kalman_learns_constant_velocity():
     np.testing.assert_allclose(kf.boxes(mean)[0], box(200, 160), atol=0.5)
 
 
+def _textbook_kalman(kf, mean, cov, xyxy):
+    """One predict + update with the full 8x8 matrices (F, Q, H, R), as the filter is usually written."""
+    f = np.eye(8)
+    f[:4, 4:] = np.eye(4)
+    h = np.eye(4, 8)
+    s = np.maximum(mean[:, 2:4], 1.0)[:, [0, 1, 0, 1]]
+    q = np.concatenate([kf.std_position * s, kf.std_velocity * s], axis=1) ** 2
+    mean, cov = mean @ f.T, f @ cov @ f.T + np.stack([np.diag(x) for x in q])
+    r = np.stack(
+        [np.diag(x) for x in (kf.std_position * np.maximum(mean[:, 2:4], 1.0)[:, [0, 1, 0, 1]]) ** 2]
+    )
+    s_mat = h @ cov @ h.T + r
+    gain = cov @ h.T @ np.linalg.inv(s_mat)
+    z = np.c_[(xyxy[:, :2] + xyxy[:, 2:]) / 2, xyxy[:, 2:] - xyxy[:, :2]]
+    mean = mean + np.einsum("nij,nj->ni", gain, z - mean @ h.T)
+    return mean, cov - gain @ s_mat @ gain.transpose(0, 2, 1)
+
+
+def test_kalman_blocks_match_the_full_matrix_filter():
+    # The filter keeps the covariance as per-coordinate 2x2 blocks: the same numbers as the 8x8 form.
+    kf = BoxKalman()
+    rng = np.random.default_rng(0)
+    xy = rng.uniform(0, 500, (5, 2))
+    boxes = np.c_[xy, xy + rng.uniform(0.5, 200, (5, 2))]
+    mean, cov = kf.initiate(boxes)
+    full_mean, full_cov = mean.copy(), np.zeros((5, 8, 8))
+    for a in range(2):
+        for b in range(2):
+            full_cov[:, 4 * a + np.arange(4), 4 * b + np.arange(4)] = cov[:, a, b]
+    for _ in range(30):
+        boxes = boxes + rng.normal(0, 4, boxes.shape)
+        mean, cov = kf.update(*kf.predict(mean, cov), boxes)
+        full_mean, full_cov = _textbook_kalman(kf, full_mean, full_cov, boxes)
+    np.testing.assert_allclose(mean, full_mean, rtol=1e-9, atol=1e-9)
+    for a in range(2):
+        for b in range(2):
+            block = full_cov[:, 4 * a + np.arange(4), 4 * b + np.arange(4)]
+            np.testing.assert_allclose(cov[:, a, b], block, rtol=1e-9, atol=1e-9)
+    outside = np.ones((8, 8), bool)
+    outside[np.arange(8), np.arange(8)] = outside[np.arange(4), np.arange(4, 8)] = False
+    outside[np.arange(4, 8), np.arange(4)] = False
+    assert np.all(np.abs(full_cov[:, outside]) < 1e-9)  # nothing outside the blocks
+
+
 # --- lifecycle ------------------------------------------------------------------------------
 
 

@@ -20,16 +20,15 @@ class KalmanTracker(Tracker):
     kalman = BoxKalman()
 
     def _empty_columns(self) -> dict[str, np.ndarray]:
-        return {"mean": np.zeros((0, 8)), "cov": np.zeros((0, 8, 8))}
+        return {"mean": np.zeros((0, 8)), "cov": np.zeros((0, 2, 2, 4))}
 
     def _predict(self) -> tuple[np.ndarray, np.ndarray]:
         """Every track one frame ahead; returns (states, predicted xyxy boxes)."""
-        mean, cov = self.table.columns["mean"].copy(), self.table.columns["cov"]
+        cols = self.table.columns
         # A track that is not seen keeps its size: extrapolating growth makes boxes explode.
-        mean[self.table.misses > 0, 6:] = 0.0
-        mean, cov = self.kalman.predict(mean, cov)
-        self.table.columns["mean"], self.table.columns["cov"] = mean, cov
-        return mean, self.kalman.boxes(mean)
+        cols["mean"][self.table.misses > 0, 6:] = 0.0
+        cols["mean"], cols["cov"] = self.kalman.predict(cols["mean"], cols["cov"])
+        return cols["mean"], self.kalman.boxes(cols["mean"])
 
     def _coast(self) -> np.ndarray:
         return self._predict()[1]
@@ -38,10 +37,14 @@ class KalmanTracker(Tracker):
         self, xyxy: np.ndarray, class_ids: np.ndarray, ti: np.ndarray, di: np.ndarray, new: np.ndarray
     ) -> np.ndarray:
         cols = self.table.columns
-        cols["mean"][ti], cols["cov"][ti] = self.kalman.update(cols["mean"][ti], cols["cov"][ti], xyxy[di])
-        self.smoothed[di] = self.kalman.boxes(cols["mean"][ti])
-        mean0, cov0 = self.kalman.initiate(xyxy[new])
-        return self.table.step(class_ids, ti, di, new, {"mean": mean0, "cov": cov0})
+        if len(ti):
+            mean, cov = self.kalman.update(cols["mean"][ti], cols["cov"][ti], xyxy[di])
+            cols["mean"][ti], cols["cov"][ti] = mean, cov
+            self.smoothed[di] = self.kalman.boxes(mean)
+        born: dict[str, np.ndarray] = {}
+        if len(new):
+            born["mean"], born["cov"] = self.kalman.initiate(xyxy[new])
+        return self.table.step(class_ids, ti, di, new, born)
 
 
 class SortTracker(KalmanTracker):
