@@ -28,6 +28,7 @@ from stages.tracking import (
     IouTracker,
     SortTracker,
     TrackState,
+    assignment,
     greedy_pairs,
     hungarian_pairs,
     iou_matrix,
@@ -164,6 +165,24 @@ def test_kalman_blocks_match_the_full_matrix_filter():
     assert np.all(np.abs(full_cov[:, outside]) < 1e-9)  # nothing outside the blocks
 
 
+def test_iou_pairs_of_few_boxes_are_the_sweeps_pairs(monkeypatch):
+    # Few boxes take every pair at once; the result, order included, is the sweep's.
+    rng = np.random.default_rng(1)
+    cases = []
+    for t, n in [(1, 1), (1, 3), (3, 1), (2, 2), (4, 5), (8, 8)]:
+        xy = rng.uniform(0, 100, (t + n, 2))
+        boxes = np.c_[xy, xy + rng.uniform(5, 60, (t + n, 2))]
+        if n > 1:
+            boxes[-1] = boxes[t]  # two equal boxes of b: a tie that greedy matching breaks by pair order
+        cases.append((boxes[:t], boxes[t:]))
+    few = [iou_pairs(a, b, 0.05) for a, b in cases]
+    monkeypatch.setattr(assignment, "_DENSE_PAIRS", 0)
+    for (a, b), got in zip(cases, few, strict=True):
+        for x, y in zip(got, iou_pairs(a, b, 0.05), strict=True):
+            np.testing.assert_array_equal(x, y)
+            assert x.dtype == y.dtype
+
+
 # --- lifecycle ------------------------------------------------------------------------------
 
 
@@ -280,6 +299,34 @@ def test_bytetrack_low_score_boxes_continue_but_never_start_tracks():
     assert [list(x) for x in out] == [[1, -1]] * 5
     # Below low_score a detection is ignored entirely.
     assert list(tracker.update(np.array([box(125, 100)]), [0.05])) == [-1]
+
+
+def _relabelled(ids: list[int]) -> list[int]:
+    """Track IDs numbered by first appearance (-1 kept), to compare runs whose counters differ."""
+    first: dict[int, int] = {}
+    return [-1 if i < 0 else first.setdefault(i, len(first)) for i in ids]
+
+
+@pytest.mark.parametrize("name", TRACKERS)
+def test_an_object_alone_is_tracked_as_in_a_crowd(name):
+    # Alone, a face takes the shortcuts for 0 and 1 boxes (every pair at once, no solver); beside a
+    # far-away crowd with contested pairs it takes the general path. Its IDs and boxes must not differ.
+    rng = np.random.default_rng(2)
+    crowd_xy = rng.uniform(2000, 2300, (40, 2))  # overlapping each other, never the face
+    alone, crowd = TRACKERS[name](min_hits=2), TRACKERS[name](min_hits=2)
+    ids_alone, ids_crowd = [], []
+    for t in range(40):
+        seen = t not in (9, 10, 25)  # the face is missed on a few frames
+        face = np.array([box(100 + 3 * t + rng.normal(0, 1), 150 + rng.normal(0, 1), 60, 80)] * seen)
+        score = np.array([0.3 if t in (15, 16) else 0.9] * seen)  # low-score frames: ByteTrack's 2nd stage
+        others = np.c_[crowd_xy, crowd_xy + 50] + 2 * t + rng.normal(0, 2, (40, 4))
+        ids_alone += list(alone.update(face.reshape(-1, 4), score))
+        ids_crowd += list(
+            crowd.update(np.r_[face.reshape(-1, 4), others], np.r_[score, np.full(40, 0.9)])[: int(seen)]
+        )
+        np.testing.assert_array_equal(alone.smoothed, crowd.smoothed[: int(seen)])
+    assert _relabelled(ids_alone) == _relabelled(ids_crowd)
+    assert set(ids_alone) - {-1}  # the face was tracked
 
 
 # --- end to end: synthetic scene, MOT metrics, benchmark -------------------------------------

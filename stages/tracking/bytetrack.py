@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix
+from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix, select
 from stages.tracking.sort import KalmanTracker
 
 
@@ -62,20 +62,18 @@ class ByteTracker(KalmanTracker):
         # Which tracks were being followed up to the last frame (not lost, not new).
         tracked = table.confirmed & (table.misses == 0)
         _, predicted = self._predict()
-        rows, cols, sim = self._candidates(
-            predicted, xyxy, class_ids, min(self.iou_threshold, self.low_iou_threshold)
-        )
+        pairs = self._candidates(predicted, xyxy, class_ids, min(self.iou_threshold, self.low_iou_threshold))
+        rows, cols, sim = pairs
         high = scores >= self.high_score
+        ti, di = hungarian_pairs(*select(pairs, high[cols] & (sim >= self.iou_threshold)))
         low = (scores >= self.low_score) & ~high
+        if low.any():  # else the second association has nothing to match
+            free = tracked.copy()
+            free[ti] = False
+            second = free[rows] & low[cols] & (sim >= self.low_iou_threshold)
+            t2, d2 = hungarian_pairs(*select(pairs, second))
+            ti, di = np.concatenate([ti, t2]), np.concatenate([di, d2])
 
-        first = high[cols] & (sim >= self.iou_threshold)
-        t1, d1 = hungarian_pairs(rows[first], cols[first], sim[first])
-        free = tracked.copy()
-        free[t1] = False
-        second = free[rows] & low[cols] & (sim >= self.low_iou_threshold)
-        t2, d2 = hungarian_pairs(rows[second], cols[second], sim[second])
-        ti, di = np.concatenate([t1, t2]), np.concatenate([d1, d2])
-
-        unmatched_high = np.setdiff1d(np.flatnonzero(high), di)
-        new = unmatched_high[scores[unmatched_high] >= self.new_track_score]
-        return self._correct_and_step(xyxy, class_ids, ti, di, new)
+        new = high & (scores >= self.new_track_score)
+        new[di] = False
+        return self._correct_and_step(xyxy, class_ids, ti, di, new.nonzero()[0])

@@ -11,7 +11,7 @@ from typing import Literal
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, greedy_pairs, hungarian_pairs, iou_matrix
+from stages.tracking.assignment import Similarity, greedy_pairs, hungarian_pairs, iou_matrix, unmatched
 from stages.tracking.tracks import Tracker
 
 
@@ -59,5 +59,5 @@ class IouTracker(Tracker):
         boxes = self.table.columns["box"]
         ti, di = self.match(*self._candidates(boxes, xyxy, class_ids, self.iou_threshold))
         boxes[ti] = xyxy[di]
-        new = np.setdiff1d(np.arange(len(xyxy)), di)
+        new = unmatched(len(xyxy), di)
         return self.table.step(class_ids, ti, di, new, {"box": xyxy[new]})

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix
+from stages.tracking.assignment import Similarity, hungarian_pairs, iou_matrix, unmatched
 from stages.tracking.kalman import BoxKalman
 from stages.tracking.tracks import Tracker
 
@@ -81,5 +81,4 @@ class SortTracker(KalmanTracker):
     def _update(self, xyxy: np.ndarray, scores: np.ndarray, class_ids: np.ndarray) -> np.ndarray:
         _, predicted = self._predict()
         ti, di = hungarian_pairs(*self._candidates(predicted, xyxy, class_ids, self.iou_threshold))
-        new = np.setdiff1d(np.arange(len(xyxy)), di)
-        return self._correct_and_step(xyxy, class_ids, ti, di, new)
+        return self._correct_and_step(xyxy, class_ids, ti, di, unmatched(len(xyxy), di))

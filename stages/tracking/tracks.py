@@ -18,7 +18,7 @@ from typing import Any
 import numpy as np
 
 from pipeline.frame import NO_TRACK
-from stages.tracking.assignment import Pairs, Similarity, dense_pairs, iou_matrix, iou_pairs
+from stages.tracking.assignment import Pairs, Similarity, dense_pairs, iou_matrix, iou_pairs, select
 
 
 class TrackState(IntEnum):
@@ -80,30 +80,23 @@ class TrackTable:
         `new_columns` (one row each, same names as `columns`). Columns of matched tracks must
         already hold their corrected state. Unmatched detections get -1.
         """
-        n = len(det_class)
         matched = np.zeros(len(self), bool)
         matched[track_idx] = True
-        self.hits[matched] += 1
+        self.hits += matched
+        self.misses += 1
         self.misses[matched] = 0
-        self.misses[~matched] += 1
         self.confirmed |= self.hits >= self.min_hits
         keep = matched | (self.confirmed & (self.misses <= self.max_age))
 
-        det_track = np.full(n, -1, np.int64)
-        det_track[det_idx] = (np.cumsum(keep) - 1)[track_idx]
-        self._keep(keep)
-
-        n_new = len(new_det_idx)
-        det_track[new_det_idx] = len(self) + np.arange(n_new)
-        self.ids = np.concatenate([self.ids, np.full(n_new, NO_TRACK, np.int64)])
-        self.class_id = np.concatenate([self.class_id, det_class[new_det_idx].astype(np.int32)])
-        self.hits = np.concatenate([self.hits, np.ones(n_new, np.int32)])
-        self.misses = np.concatenate([self.misses, np.zeros(n_new, np.int32)])
-        self.confirmed = np.concatenate([self.confirmed, np.full(n_new, self.min_hits <= 1)])
-        for name, value in new_columns.items():
-            old = self.columns.get(name)
-            self.columns[name] = value if old is None else np.concatenate([old, value])
-
+        det_track = np.full(len(det_class), -1, np.int64)
+        if keep.all():  # the usual frame: no track ends, rows keep their places
+            det_track[det_idx] = track_idx
+        else:
+            det_track[det_idx] = (np.cumsum(keep) - 1)[track_idx]
+            self._keep(keep)
+        if len(new_det_idx):
+            self._add(det_class[new_det_idx], new_columns)
+            det_track[new_det_idx] = len(self) - len(new_det_idx) + np.arange(len(new_det_idx))
         return self._report(det_track)
 
     def _keep(self, keep: np.ndarray) -> None:
@@ -111,16 +104,30 @@ class TrackTable:
         self.hits, self.misses, self.confirmed = self.hits[keep], self.misses[keep], self.confirmed[keep]
         self.columns = {k: v[keep] for k, v in self.columns.items()}
 
+    def _add(self, class_id: np.ndarray, columns: Mapping[str, np.ndarray]) -> None:
+        """Append tentative tracks (just matched once) of these classes with these motion columns."""
+        n = len(class_id)
+        self.ids = np.concatenate([self.ids, np.full(n, NO_TRACK, np.int64)])
+        self.class_id = np.concatenate([self.class_id, class_id.astype(np.int32)])
+        self.hits = np.concatenate([self.hits, np.ones(n, np.int32)])
+        self.misses = np.concatenate([self.misses, np.zeros(n, np.int32)])
+        self.confirmed = np.concatenate([self.confirmed, np.full(n, self.min_hits <= 1)])
+        for name, value in columns.items():
+            old = self.columns.get(name)
+            self.columns[name] = value if old is None else np.concatenate([old, value])
+
     def _report(self, det_track: np.ndarray) -> np.ndarray:
         out = np.full(len(det_track), NO_TRACK, np.int64)
-        has = det_track >= 0
+        has = (det_track >= 0).nonzero()[0]
         rows = det_track[has]
-        shown = self.confirmed[rows] | self.emit_tentative
-        rows = rows[shown]
+        if not self.emit_tentative:
+            shown = self.confirmed[rows]
+            has, rows = has[shown], rows[shown]
         fresh = rows[self.ids[rows] == NO_TRACK]  # first report: in detection order
-        self.ids[fresh] = self.next_id + np.arange(len(fresh))
-        self.next_id += len(fresh)
-        out[np.flatnonzero(has)[shown]] = self.ids[rows]
+        if len(fresh):
+            self.ids[fresh] = self.next_id + np.arange(len(fresh))
+            self.next_id += len(fresh)
+        out[has] = self.ids[rows]
         return out
 
 
@@ -198,6 +205,5 @@ class Tracker:
         else:
             rows, cols, sim = dense_pairs(self.similarity(track_boxes, xyxy), minimum)
         if self.class_aware:
-            same = self.table.class_id[rows] == class_ids[cols]
-            rows, cols, sim = rows[same], cols[same], sim[same]
+            return select((rows, cols, sim), self.table.class_id[rows] == class_ids[cols])
         return rows, cols, sim
