@@ -24,6 +24,7 @@ from __future__ import annotations
 from collections import deque
 from collections.abc import Hashable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -133,3 +134,44 @@ class TrackSmoother:
         """Forget every track of a source that ended."""
         for key in [k for k in self._tracks if k[0] == source]:
             del self._tracks[key]
+
+
+class LastReadings:
+    """The attributes each track was last given and the frame they were read on, for a classifier
+    that reads a tracked face only every `every` frames and repeats its last reading in between.
+
+    A track unseen for more than `forget_after` frames (or `every`, if longer) is forgotten."""
+
+    def __init__(self, every: int, forget_after: int = 30) -> None:
+        if every < 1 or forget_after < 1:
+            raise ValueError("every and forget_after must be >= 1")
+        self.every, self.keep = every, max(every, forget_after)
+        self._last: dict[Key, tuple[int, int, dict[str, Any]]] = {}  # key -> (read, last seen, values)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+    def due(self, key: Key, now: int) -> bool:
+        """Whether the track must be read on frame `now` (never read, or `every` frames ago)."""
+        entry = self._last.get(key)
+        return entry is None or now - entry[0] >= self.every
+
+    def put(self, key: Key, now: int, values: dict[str, Any]) -> None:
+        self._last[key] = (now, now, values)
+
+    def reuse(self, key: Key, now: int) -> dict[str, Any] | None:
+        """The track's last reading (None when it has none), and the track counted as seen."""
+        entry = self._last.get(key)
+        if entry is None:
+            return None
+        self._last[key] = (entry[0], now, entry[2])
+        return entry[2]
+
+    def advance(self, source: str, now: int) -> None:
+        """The source reached frame `now`: forget its tracks unseen for too long."""
+        for key in [k for k, e in self._last.items() if k[0] == source and now - e[1] > self.keep]:
+            del self._last[key]
+
+    def end_source(self, source: str) -> None:
+        for key in [k for k in self._last if k[0] == source]:
+            del self._last[key]

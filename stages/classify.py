@@ -27,7 +27,7 @@ from models.classifiers import Classifier, build_classifier
 from pipeline.errors import ModelError
 from pipeline.frame import Frame
 from pipeline.stage import Options, Stage, StageContext, register
-from stages.attribute_smoothing import Key, TrackSmoother
+from stages.attribute_smoothing import Key, LastReadings, TrackSmoother
 from stages.face_crops import CropBatch, merge_column, select_rows
 
 CANONICAL_EMOTIONS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")
@@ -139,6 +139,13 @@ class ClassifyOptions(Options):
         le=10_000,
         description="frames a track may go unseen before its smoothing state is dropped (at most 10000)",
     )
+    every: int = Field(
+        1,
+        ge=1,
+        le=1000,
+        description="read a tracked face every N frames and repeat its last (smoothed) reading in "
+        "between: 1/N of the inference; `window` then counts readings (1: every frame)",
+    )
 
 
 class FaceClassifyOptions(ClassifyOptions):
@@ -161,11 +168,12 @@ class CropClassifierStage(Stage[ClassifyT]):
 
     @classmethod
     def is_stateful(cls, options: ClassifyT) -> bool:
-        return options.smoothing  # without smoothing, frames are independent
+        return options.smoothing or options.every > 1  # else frames are independent
 
     def __init__(self, options: ClassifyT, context: StageContext) -> None:
         super().__init__(options, context)
         self.smoother: TrackSmoother | None = None
+        self.readings: LastReadings | None = None  # with `every` > 1
         self.models: list[Any] = []
         self.margin, self.square, self.align, self.flip = 0.0, False, False, False
 
@@ -204,6 +212,7 @@ class CropClassifierStage(Stage[ClassifyT]):
         self.align = bool(getattr(spec, "crop_align", False)) if o.align is None else o.align
         self.flip = bool(getattr(spec, "crop_flip", False)) if o.flip is None else o.flip
         self.smoother = TrackSmoother(o.window, o.switch_margin, o.forget_after) if o.smoothing else None
+        self.readings = LastReadings(o.every, o.forget_after) if o.every > 1 else None
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
             i = m.info
@@ -223,10 +232,31 @@ class CropClassifierStage(Stage[ClassifyT]):
     def gather(self, frames: Sequence[Frame]) -> CropBatch:
         """The crops to classify in these frames."""
         batch = CropBatch()
+        planned: dict[Key, int] = {}  # reads planned in this batch: later frames of it count them
         for i, frame in enumerate(frames):
             rows = select_rows(frame.detections, self.select_labels, self.options.min_face)
+            if self.readings is not None:
+                due = self._due(frame, rows, planned)
+                batch.reused += [(i, int(r)) for r in rows[~due]]
+                rows = rows[due]
             batch.add(i, frame.image, frame.detections, rows, self.margin, self.square, self.align)
         return batch
+
+    def _due(self, frame: Frame, rows: np.ndarray, planned: dict[Key, int]) -> np.ndarray:
+        """Which rows must be read on this frame: untracked ones, and tracks due a reading."""
+        assert self.readings is not None
+        due = np.ones(len(rows), bool)
+        for j, t in enumerate(frame.detections.track_id[rows].tolist()):
+            if t < 0:
+                continue
+            key = (frame.source, t)
+            last = planned.get(key)
+            due[j] = (
+                self.readings.due(key, frame.seq) if last is None else frame.seq - last >= self.readings.every
+            )
+            if due[j]:
+                planned[key] = frame.seq
+        return due
 
     def process(self, frame: Frame) -> Frame | None:
         return self.process_batch([frame])[0]
@@ -248,15 +278,26 @@ class CropClassifierStage(Stage[ClassifyT]):
     def _annotate(self, frame: Frame, pairs: list[tuple[int, int]], raw: Any) -> Frame:
         if self.smoother is not None:
             self.smoother.advance(frame.source, frame.seq)
+        if self.readings is not None:
+            self.readings.advance(frame.source, frame.seq)
         det = frame.detections
         if not len(det):
             return frame
         rows, values = [], []
         for k, row in pairs:
             tid = int(det.track_id[row])
-            key = (frame.source, tid) if self.smoother is not None and tid >= 0 else None
+            track = (frame.source, tid) if tid >= 0 else None
+            if k < 0:  # this track's last reading, repeated
+                assert self.readings is not None and track is not None
+                reading = self.readings.reuse(track, frame.seq)
+                if reading is None:
+                    continue
+            else:
+                reading = self.attributes(raw, k, track if self.smoother is not None else None, frame.seq)
+                if self.readings is not None and track is not None:
+                    self.readings.put(track, frame.seq, reading)
             rows.append(row)
-            values.append(self.attributes(raw, k, key, frame.seq))
+            values.append(reading)
         columns = {
             c: merge_column(det.attributes.get(c), len(det), rows, [v[c] for v in values])
             for c in self.columns
@@ -266,6 +307,8 @@ class CropClassifierStage(Stage[ClassifyT]):
     def end_stream(self, source: str) -> list[Frame]:
         if self.smoother is not None:
             self.smoother.end_source(source)
+        if self.readings is not None:
+            self.readings.end_source(source)
         return []
 
     def close(self) -> None:

@@ -117,6 +117,7 @@ class CropBatch:
 
     crops: list[np.ndarray] = field(default_factory=list)
     owners: list[tuple[int, int]] = field(default_factory=list)
+    reused: list[tuple[int, int]] = field(default_factory=list)  # (frame, row) given a track's last reading
 
     def add(
         self,
@@ -149,10 +150,13 @@ class CropBatch:
         return len(self.crops)
 
     def per_frame(self, n_frames: int) -> list[list[tuple[int, int]]]:
-        """For each frame: (crop index, detection row) pairs, in crop order."""
+        """For each frame: (crop index, detection row) pairs, in crop order, then (-1, row) for
+        each row that repeats its track's last reading."""
         out: list[list[tuple[int, int]]] = [[] for _ in range(n_frames)]
         for k, (f, row) in enumerate(self.owners):
             out[f].append((k, row))
+        for f, row in self.reused:
+            out[f].append((-1, row))
         return out
 
 

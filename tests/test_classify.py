@@ -24,7 +24,13 @@ from pipeline.config import validate
 from pipeline.errors import ConfigError
 from pipeline.frame import Detections, Frame
 from pipeline.stage import StageContext, get_kind
-from stages.attribute_smoothing import TrackSmoother, hysteresis_label, robust_value, window_mean
+from stages.attribute_smoothing import (
+    LastReadings,
+    TrackSmoother,
+    hysteresis_label,
+    robust_value,
+    window_mean,
+)
 from stages.classify import canonical_emotions, mean_of_halves, probs_dict
 from stages.classify_age_gender import (
     INTEL_AGE_GENDER,
@@ -195,6 +201,23 @@ def test_tracks_are_forgotten_when_unseen_and_at_end_of_stream():
 
 
 # --------------------------------------------------------------------------------- decoding
+
+
+def test_last_readings_are_due_every_n_frames_and_forgotten_like_tracks():
+    r = LastReadings(every=3, forget_after=5)
+    key = ("cam", 1)
+    assert r.due(key, 0) and r.reuse(key, 0) is None
+    r.put(key, 0, {"gender": "male"})
+    assert not r.due(key, 1) and not r.due(key, 2) and r.due(key, 3)
+    assert r.reuse(key, 2) == {"gender": "male"}  # seen on frame 2: kept past frame 5
+    r.advance("cam", 7)
+    assert len(r) == 1
+    r.advance("cam", 8)  # unseen for 6 frames > forget_after
+    assert len(r) == 0
+    r.put(("cam", 2), 10, {}), r.put(("other", 2), 10, {})
+    r.end_source("cam")
+    assert len(r) == 1 and r.due(("cam", 2), 11)
+    assert LastReadings(every=50, forget_after=5).keep == 50  # never forgotten before its next reading
 
 
 def test_intel_emotions_map_to_the_canonical_vocabulary():
@@ -445,6 +468,30 @@ def test_two_face_clip_left_is_female_right_is_male(model, two_faces):
     for row, truth in ((0, "female"), (1, "male")):
         labels = [f.detections.attributes["gender"][row] for f in smoothed]
         assert labels.count(truth) / len(labels) >= 0.95, labels
+
+
+@pytest.mark.model
+@pytest.mark.parametrize("batch", [1, 4])
+def test_every_n_reads_each_track_a_third_as_often_and_keeps_its_attributes(two_faces, batch):
+    """`every: 3`: each tracked face is read on one frame in three (also when frames come in
+    batches) and shows its last reading in between, so every face of every frame has attributes
+    and the smoothed genders stay right."""
+    tracked = [f.with_detections(f.detections.with_track_ids([1, 2])) for f in two_faces]
+    stage = _stage(
+        "classify.age_gender", model="age-gender-recognition-retail-0013", backend="openvino", every=3
+    )
+    read = []
+    real_infer = stage.infer
+    stage.infer = lambda crops: (read.append(len(crops)), real_infer(crops))[1]  # counts, the model runs
+    out = []
+    for i in range(0, len(tracked), batch):
+        out += stage.process_batch(tracked[i : i + batch])
+    assert sum(read) == 2 * -(-len(tracked) // 3)  # two faces, frames 0, 3, 6, ...
+    for row, truth in ((0, "female"), (1, "male")):
+        labels = [f.detections.attributes["gender"][row] for f in out]
+        assert None not in labels and labels.count(truth) / len(labels) >= 0.95, labels
+        ages = [f.detections.attributes["age"][row] for f in out]
+        assert all(ages[i] == ages[i - 1] for i in range(1, len(ages)) if i % 3), "repeated between reads"
 
 
 @pytest.mark.model
