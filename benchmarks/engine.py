@@ -15,7 +15,8 @@ from typing import Any
 
 from pipeline.config import PipelineConfig, SourceConfig, StageConfig
 from pipeline.frame import Frame, SourceInfo
-from pipeline.sources import Captured, Reader, open_source
+from pipeline.reader import Captured, Reader
+from pipeline.sources import open_source
 from pipeline.stage import Stage, StageContext, get_kind
 from pipeline.transport import LinkReceiver, LinkSender, Transport, endpoint
 

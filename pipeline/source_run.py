@@ -7,8 +7,9 @@ from dataclasses import dataclass, field
 
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
+from pipeline.reader import Reader
 from pipeline.redact import redact_uri
-from pipeline.sources import Reader, capture_loop
+from pipeline.sources import capture_loop
 from pipeline.status import SourceRate, SourceStatus, source_state
 from pipeline.summary import SourceOutcome
 from pipeline.transport import LinkSender, LinkStats, Policy, Stopped

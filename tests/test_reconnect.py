@@ -9,8 +9,8 @@ import pytest
 
 from pipeline.config import SourceConfig
 from pipeline.errors import SourceError
+from pipeline.live_reader import LiveReader
 from pipeline.redact import redact_uri
-from pipeline.sources import LiveReader
 
 
 class ScriptedCap:
