@@ -211,7 +211,9 @@ class CropClassifierStage(Stage[ClassifyT]):
         spec = getattr(models[0], "spec", None)
         self.align = bool(getattr(spec, "crop_align", False)) if o.align is None else o.align
         self.flip = bool(getattr(spec, "crop_flip", False)) if o.flip is None else o.flip
-        self.smoother = TrackSmoother(o.window, o.switch_margin, o.forget_after) if o.smoothing else None
+        # a track read every N frames is seen by the smoother every N frames: keep it that long
+        keep = max(o.forget_after, o.every)
+        self.smoother = TrackSmoother(o.window, o.switch_margin, keep) if o.smoothing else None
         self.readings = LastReadings(o.every, o.forget_after) if o.every > 1 else None
         self.context.report["models"] = [m.info.as_dict() for m in models]
         for m in models:
@@ -239,23 +241,25 @@ class CropClassifierStage(Stage[ClassifyT]):
                 due = self._due(frame, rows, planned)
                 batch.reused += [(i, int(r)) for r in rows[~due]]
                 rows = rows[due]
-            batch.add(i, frame.image, frame.detections, rows, self.margin, self.square, self.align)
+            cropped = batch.add(i, frame.image, frame.detections, rows, self.margin, self.square, self.align)
+            if self.readings is not None:  # only a crop is a reading (an off-frame box gives none)
+                for t in frame.detections.track_id[cropped].tolist():
+                    if t >= 0:
+                        planned[(frame.source, t)] = frame.seq
         return batch
 
     def _due(self, frame: Frame, rows: np.ndarray, planned: dict[Key, int]) -> np.ndarray:
-        """Which rows must be read on this frame: untracked ones, and tracks due a reading."""
+        """Which rows must be read on this frame: untracked ones, and tracks due a reading
+        (counting the readings planned on earlier frames of the batch)."""
         assert self.readings is not None
         due = np.ones(len(rows), bool)
         for j, t in enumerate(frame.detections.track_id[rows].tolist()):
-            if t < 0:
-                continue
-            key = (frame.source, t)
-            last = planned.get(key)
-            due[j] = (
-                self.readings.due(key, frame.seq) if last is None else frame.seq - last >= self.readings.every
-            )
-            if due[j]:
-                planned[key] = frame.seq
+            if t >= 0:
+                last = planned.get((frame.source, t))
+                if last is None:
+                    due[j] = self.readings.due((frame.source, t), frame.seq)
+                else:
+                    due[j] = frame.seq - last >= self.readings.every
         return due
 
     def process(self, frame: Frame) -> Frame | None:

@@ -21,7 +21,7 @@ from typing import Annotated, Any, Literal
 
 import cv2
 import numpy as np
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from models.labels import load_labels
 from models.loader import ModelRunInfo
@@ -124,6 +124,14 @@ class KerasOptions(ClassifyOptions):
         if np.any(np.asarray(value, np.float64) == 0):
             raise ValueError("std must not be 0")
         return value
+
+    @model_validator(mode="after")
+    def _every_needs_tracks(self) -> KerasOptions:
+        if self.every > 1 and self.target == "frame":
+            raise ValueError(
+                "every: N repeats a tracked detection's reading; with target: frame set every: 1"
+            )
+        return self
 
 
 def with_sidecar(options: KerasOptions, sidecar: dict[str, Any] | None) -> KerasOptions:

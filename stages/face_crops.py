@@ -128,11 +128,12 @@ class CropBatch:
         margin: float,
         square: bool = False,
         align: bool = False,
-    ) -> None:
+    ) -> np.ndarray:
         """Crop the `rows` of one frame's detections (rows whose crop is empty are skipped);
-        `align` turns each crop so the eyes are level (when the detector gave landmarks)."""
+        `align` turns each crop so the eyes are level (when the detector gave landmarks).
+        Returns the rows that were cropped."""
         if not len(rows):
-            return
+            return np.asarray(rows)
         bgr = as_bgr(image)
         h, w = bgr.shape[:2]
         rects = crop_boxes(detections.xyxy[rows], margin, w, h, square)
@@ -144,7 +145,9 @@ class CropBatch:
             self.crops += [aligned_crop(bgr, b, a) for b, a in zip(grown, angles, strict=True)]
         else:
             self.crops += cut_crops(bgr, rects[ok])
-        self.owners += [(frame_index, int(r)) for r in np.asarray(rows)[ok]]
+        cropped = np.asarray(rows)[ok]
+        self.owners += [(frame_index, int(r)) for r in cropped]
+        return cropped
 
     def __len__(self) -> int:
         return len(self.crops)

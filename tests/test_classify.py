@@ -295,6 +295,9 @@ def test_options_are_validated_with_their_yaml_path():
         )
     cfg = _validate(_config("classify.age_gender", model="ssrnet-gender-imdb"))
     assert cfg.stages[0].options.model == "ssrnet"
+    with pytest.raises(ConfigError, match=r"stages\[0\]\.with.*every: N.*target: frame"):
+        _validate(_config("classify.keras", model="mine.keras", target="frame", every=3))
+    assert _validate(_config("classify.keras", model="mine.keras", every=3)).stages[0].options.every == 3
 
 
 def test_tensorflow_is_not_imported_until_a_keras_stage_is_set_up():
@@ -492,6 +495,30 @@ def test_every_n_reads_each_track_a_third_as_often_and_keeps_its_attributes(two_
         assert None not in labels and labels.count(truth) / len(labels) >= 0.95, labels
         ages = [f.detections.attributes["age"][row] for f in out]
         assert all(ages[i] == ages[i - 1] for i in range(1, len(ages)) if i % 3), "repeated between reads"
+
+
+@pytest.mark.model
+def test_every_n_keeps_smoothing_across_long_gaps_and_plans_only_real_crops(two_faces):
+    """Two review findings: with `every` above `forget_after` the smoother must not forget a track
+    between its readings (the second reading is averaged with the first); and a track whose box
+    gives no crop on its due frame is read on the next frame of the same batch, as frame by frame."""
+    tracked = [f.with_detections(f.detections.with_track_ids([1, 2])) for f in two_faces[:41]]
+    kw = {"model": "age-gender-recognition-retail-0013", "backend": "openvino"}
+    raw = _stage("classify.age_gender", smoothing=False, **kw).process_batch([tracked[0], tracked[40]])
+    smooth = _stage("classify.age_gender", every=40, forget_after=5, **kw)
+    out = [smooth.process(f) for f in tracked]
+    first, second = (_attrs(f)["gender_score"] for f in raw)
+    assert _attrs(raw[0])["gender"] == _attrs(raw[1])["gender"] == "female" and first != second
+    assert _attrs(out[40])["gender_score"] == pytest.approx((first + second) / 2, abs=2e-4)
+
+    gone = tracked[0].detections.replace(xyxy=tracked[0].detections.xyxy - 5000)  # off the frame: no crop
+    frames = [tracked[0].with_detections(gone), *tracked[1:3]]
+    one_by_one = _stage("classify.age_gender", every=3, **kw)
+    batched = _stage("classify.age_gender", every=3, **kw).process_batch(frames)
+    singles = [one_by_one.process(f) for f in frames]
+    for a, b in zip(singles, batched, strict=True):
+        assert a.detections.attributes["gender"].tolist() == b.detections.attributes["gender"].tolist()
+    assert _attrs(batched[0])["gender"] is None and _attrs(batched[1])["gender"] == "female"
 
 
 @pytest.mark.model

@@ -109,7 +109,7 @@ def test_h264_is_encoded_as_configured_and_keeps_the_colours(tmp_path, media):
     writer.release()
     settings = (tmp_path / "a.mp4").read_bytes()
     assert b"threads=1 " in settings and b"subme=1 " in settings and b"me=dia " in settings
-    assert b"analyse=0x3:0 " in settings  # partitions=none: no inter sub-partitions (intra ones kept)
+    assert b"analyse=0x3:0 " in settings  # partitions=none: no partition search in P/B frames
     decoded = cv2.VideoCapture(str(tmp_path / "a.mp4"))
     psnr = [cv2.PSNR(image, decoded.read()[1]) for image in source]
     assert min(psnr) > 33, psnr
