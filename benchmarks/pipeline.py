@@ -27,13 +27,15 @@ from pipeline.frame import Frame
 
 class Timed(NamedTuple):
     """One measured round: frames, wall seconds, set-up seconds, CPU seconds per frame, and for a
-    pipeline each stage thread's CPU ms a frame (summary.json's `cpu_ms_per_frame`)."""
+    pipeline each stage thread's and each capture thread's CPU ms a frame (summary.json's
+    `cpu_ms_per_frame` of its stages and sources)."""
 
     frames: int
     seconds: float
     setup: float | None
     cpu_per_frame: float | None
     stage_cpu_ms: dict[str, float | None] | None = None
+    capture_cpu_ms: dict[str, float | None] | None = None
 
 
 def sequential_baseline(config: PipelineConfig, output_dir: Path, max_frames: int | None) -> Timed:
@@ -71,19 +73,21 @@ def pipeline_run(config: PipelineConfig, output_dir: Path) -> Timed:
     summary = run_pipeline(config, output_dir, on_result=seen)
     cpu = (marks[-1] - marks[0]) / (len(marks) - 1) if len(marks) > 1 else None
     stages = {sid: st.get("cpu_ms_per_frame") for sid, st in summary["stages"].items()}
-    return Timed(summary["frames"], summary["processing_s"], summary["setup_s"], cpu, stages)
+    captures = {sid: src.get("cpu_ms_per_frame") for sid, src in summary["sources"].items()}
+    return Timed(summary["frames"], summary["processing_s"], summary["setup_s"], cpu, stages, captures)
 
 
 def stage_breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
     """Where a pipeline row's CPU goes, ms a frame: each stage's own thread, then the rest of the
     process (the runtimes' worker threads, capture and decoding, the run's supervision)."""
-    stages = row.get("stages") or {}
-    rows = [{"thread": f"stage {sid}", "cpu_ms": ms} for sid, ms in stages.items()]
-    known = sum(ms for ms in stages.values() if ms is not None)
+    threads = {f"stage {sid}": ms for sid, ms in (row.get("stages") or {}).items()}
+    threads |= {f"capture {sid} (read, decode)": ms for sid, ms in (row.get("captures") or {}).items()}
+    rows = [{"thread": name, "cpu_ms": ms} for name, ms in threads.items()]
+    known = sum(ms for ms in threads.values() if ms is not None)
     if row.get("cpu_ms") is not None:
         rest = round(row["cpu_ms"] - known, 2)
-        # approximate: the stages count from their setup, the row from its first frame out
-        rows.append({"thread": "the rest (about): runtime threads, capture, supervision", "cpu_ms": rest})
+        # approximate: the threads count from their start, the row from its first frame out
+        rows.append({"thread": "the rest (about): runtime threads, supervision", "cpu_ms": rest})
     return rows
 
 
@@ -95,7 +99,11 @@ def _row(name: str, runs: list[Timed], baseline_fps: float | None) -> dict[str, 
     cheapest = min(
         (r for r in runs if r.cpu_per_frame is not None), key=lambda r: r.cpu_per_frame or 0.0, default=None
     )
-    extra = {"stages": cheapest.stage_cpu_ms} if cheapest is not None and cheapest.stage_cpu_ms else {}
+    extra: dict[str, Any] = {}
+    if cheapest is not None and cheapest.stage_cpu_ms:
+        extra["stages"] = cheapest.stage_cpu_ms
+    if cheapest is not None and cheapest.capture_cpu_ms:
+        extra["captures"] = cheapest.capture_cpu_ms
     return {
         "run": name,
         "frames": best.frames,

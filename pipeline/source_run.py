@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from dataclasses import dataclass, field
 
 from pipeline.config import SourceConfig
@@ -30,6 +31,7 @@ class SourceRun:
     ended: threading.Event = field(default_factory=threading.Event)  # its end reached every leaf
     frames_done: int = 0
     rate: SourceRate = field(default_factory=SourceRate)  # for `Runner.status`
+    cpu_s: float | None = None  # CPU of its capture thread (reading, decoding, sending), once it ended
 
     def start(
         self, address: str, policy: Policy, capacity: int, stats: LinkStats, abort: threading.Event
@@ -52,6 +54,7 @@ class SourceRun:
         self, address: str, policy: Policy, capacity: int, stats: LinkStats, abort: threading.Event
     ) -> None:
         sender = LinkSender(address, policy, capacity, stats)  # owned by this thread
+        cpu0 = time.thread_time()
         try:
             end = capture_loop(self.reader, self.cfg, lambda m: sender.send(m, abort), self.stop)
             self.end, self.error = ("removed" if self.removed else end.reason), end.error
@@ -59,6 +62,7 @@ class SourceRun:
             self.end = "aborted"
         finally:
             sender.close(linger_ms=0 if abort.is_set() else 2000)
+            self.cpu_s = time.thread_time() - cpu0
 
     def join(self, timeout: float) -> None:
         """Wait for the capture thread (a source that never started closes its reader here)."""
@@ -68,7 +72,7 @@ class SourceRun:
             self.reader.close()
 
     def outcome(self) -> SourceOutcome:
-        return SourceOutcome(self.reader.info, self.frames_done, self.end, self.error)
+        return SourceOutcome(self.reader.info, self.frames_done, self.end, self.error, self.cpu_s)
 
     def status(self, now: float) -> SourceStatus:
         done = self.ended.is_set() or self.end is not None

@@ -27,6 +27,7 @@ class SourceOutcome:
     frames_done: int
     end: str | None  # eos | stopped | removed | error | aborted (None: never started)
     error: str | None = None
+    cpu_s: float | None = None  # its capture thread's CPU (reading and decoding)
 
 
 class NodeFigures(Protocol):
@@ -119,4 +120,6 @@ def _source_entry(s: SourceOutcome) -> dict[str, Any]:
     }
     if s.error:
         entry["error"] = s.error
+    if s.cpu_s is not None and s.frames_done:  # decoding's share, as stages report theirs
+        entry["cpu_ms_per_frame"] = round(1000 * s.cpu_s / s.frames_done, 3)
     return entry

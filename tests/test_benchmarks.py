@@ -131,8 +131,10 @@ def test_bench_pipeline_sets_a_detector_pipeline_beside_its_model_alone(tmp_path
     assert rows[1]["x_model"] > 0 and rows[1]["cpu_ms"] > 0
     # where the pipeline's CPU goes: each stage's own thread, then the rest of the process
     assert set(rows[1]["stages"]) == {"objects", "results"} and rows[1]["stages"]["objects"] > 0
+    assert set(rows[1]["captures"]) == {"cam0"} and rows[1]["captures"]["cam0"] > 0  # making frames
     printed = capsys.readouterr().out
     assert "x_model" in printed and "stage objects" in printed and "the rest" in printed
+    assert "capture cam0 (read, decode)" in printed
 
 
 @pytest.mark.model

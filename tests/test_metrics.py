@@ -37,7 +37,8 @@ def test_stage_cpu_per_frame_when_the_stage_thread_measured_it() -> None:
 
 
 def test_a_run_summary_gives_each_threaded_stage_its_cpu(tmp_path) -> None:
-    """The stage threads measure their own CPU (setup left out): a real run reports it per frame."""
+    """The stage threads (setup left out) and the capture threads measure their own CPU: a real run
+    reports it per frame."""
     from pathlib import Path
 
     from pipeline import Pipeline
@@ -55,3 +56,4 @@ def test_a_run_summary_gives_each_threaded_stage_its_cpu(tmp_path) -> None:
     stages = run.summary["stages"]
     assert stages["sketch"]["cpu_ms_per_frame"] > 0.05  # an edge filter on every 480x270 frame
     assert stages["results"]["cpu_ms_per_frame"] is not None
+    assert run.summary["sources"]["cam0"]["cpu_ms_per_frame"] > 0.05  # its capture thread decodes H.264
