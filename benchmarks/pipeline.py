@@ -78,8 +78,9 @@ def pipeline_run(config: PipelineConfig, output_dir: Path) -> Timed:
 
 
 def stage_breakdown(row: dict[str, Any]) -> list[dict[str, Any]]:
-    """Where a pipeline row's CPU goes, ms a frame: each stage's own thread, then the rest of the
-    process (the runtimes' worker threads, capture and decoding, the run's supervision)."""
+    """Where a pipeline row's CPU goes, ms a frame: each stage's own thread, each source's capture
+    thread (reading, decoding), then the rest of the process (the runtimes' worker threads, the
+    run's supervision)."""
     threads = {f"stage {sid}": ms for sid, ms in (row.get("stages") or {}).items()}
     threads |= {f"capture {sid} (read, decode)": ms for sid, ms in (row.get("captures") or {}).items()}
     rows = [{"thread": name, "cpu_ms": ms} for name, ms in threads.items()]

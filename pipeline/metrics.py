@@ -104,10 +104,13 @@ class StageMetrics:
                 "invalid": self.invalid,
                 "errors": self.errors,
                 "restarts": self.restarts,
-                "cpu_ms_per_frame": round(1000 * self.cpu_s / self.frames_in, 3)
-                if self.cpu_s is not None and self.frames_in
-                else None,
+                "cpu_ms_per_frame": cpu_ms_per_frame(self.cpu_s, self.frames_in),
             }
+
+
+def cpu_ms_per_frame(cpu_s: float | None, frames: int) -> float | None:
+    """A thread's CPU seconds as milliseconds a frame (None when unmeasured or no frame)."""
+    return round(1000 * cpu_s / frames, 3) if cpu_s is not None and frames else None
 
 
 def format_table(stages: Mapping[str, Mapping[str, Any]]) -> str:

@@ -9,7 +9,7 @@ from typing import Any, Protocol
 
 from pipeline.errors import SourceError, StageError
 from pipeline.frame import SourceInfo
-from pipeline.metrics import StageSummary
+from pipeline.metrics import StageSummary, cpu_ms_per_frame
 
 
 @dataclass
@@ -120,6 +120,7 @@ def _source_entry(s: SourceOutcome) -> dict[str, Any]:
     }
     if s.error:
         entry["error"] = s.error
-    if s.cpu_s is not None and s.frames_done:  # decoding's share, as stages report theirs
-        entry["cpu_ms_per_frame"] = round(1000 * s.cpu_s / s.frames_done, 3)
+    cpu = cpu_ms_per_frame(s.cpu_s, s.frames_done)  # reading and decoding, as stages report theirs
+    if cpu is not None:
+        entry["cpu_ms_per_frame"] = cpu
     return entry
